@@ -1,0 +1,41 @@
+# Every target runs inside .venv, which `make setup` creates from the pinned lock file.
+VENV ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+BIN := $(VENV)/bin
+export DO_NOT_TRACK := true
+export MLFLOW_DISABLE_TELEMETRY := true
+export HF_HUB_DISABLE_TELEMETRY := 1
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup test check style bench lock clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
+	touch $@
+
+test: setup
+	$(BIN)/pytest
+
+check: setup
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+style: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+# Baseline quality on the full corpus, all four splits: writes bench/results/quality.{md,json}.
+bench: setup
+	$(BIN)/modellens evaluate --split all --rankers all
+
+# Re-pin the lock file from the current environment (torch stays at the exact CPU release).
+lock: setup
+	$(BIN)/pip freeze --exclude-editable | sed 's/^torch==2.13.0+cpu$$/torch==2.13.0/' > requirements.lock
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,153 @@
+"""The evaluation harness: every ranker, the same held-out groups, the same metrics (spec 4.3, corrected).
+
+For each held-out group with at least two models and distinct values, a ranker scores the *whole* model pool once;
+the observed candidates are re-ranked from those scores (tau_w, NDCG, Hit, Rec, regret) and the group's true best
+model is looked up in the full pool (retrieval Hit@K), which is what a user searching all models experiences.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.progress import track
+
+from lens.metrics import KS, GroupMetrics, score_group, summarize
+from lens.rankers import Query, Ranker
+from lens.splits import SplitParts
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One ranker's result on one split part."""
+
+    ranker: str
+    split: str
+    part: str
+    metrics: dict[str, float]
+    fit_seconds: float
+    score_seconds: float
+
+
+def held_out_groups(parts: SplitParts, part: str = "test") -> np.ndarray:
+    """Ids of the groups evaluated: at least two held-out models with distinct values."""
+    corpus = getattr(parts, part)
+    return corpus.groups.index[corpus.groups["trainable"]].to_numpy()
+
+
+def evaluate(
+    ranker: Ranker, parts: SplitParts, split: str, part: str = "test", ks: Sequence[int] = KS, progress: bool = False
+) -> Evaluation:
+    """Fit `ranker` on the training part and score every held-out group of `part`."""
+    started = time.perf_counter()
+    ranker.fit(parts.train)
+    fitted = time.perf_counter()
+    held = getattr(parts, part)
+    pool = np.arange(len(held.models))
+    by_group = held.records.sort_values(["group_id", "model_id"]).groupby("group_id")
+    groups = held_out_groups(parts, part)
+    results: list[GroupMetrics] = []
+    for group_id in track(groups, description=f"{ranker.name:>22} {split}", disable=not progress):
+        rows = by_group.get_group(group_id)
+        candidates = rows["model_id"].to_numpy()
+        gt = rows["value"].to_numpy()
+        pool_scores = np.asarray(ranker.score(Query.for_group(held.groups, group_id), pool), dtype=float)
+        best = int(candidates[np.argmax(gt)])
+        results.append(score_group(gt, pool_scores[candidates], ks, pool_scores=pool_scores, best_in_pool=best))
+    return Evaluation(
+        ranker=ranker.name,
+        split=split,
+        part=part,
+        metrics=summarize(results, ks),
+        fit_seconds=round(fitted - started, 2),
+        score_seconds=round(time.perf_counter() - fitted, 2),
+    )
+
+
+_COLUMNS = (
+    ("wtau_top", "τw top"),
+    ("wtau_official", "τw official"),
+    ("wtau_top_mean", "τw top (group mean)"),
+    ("ndcg@1", "NDCG@1"),
+    ("ndcg@10", "NDCG@10"),
+    ("ndcg@30", "NDCG@30"),
+    ("ndcg@50", "NDCG@50"),
+    ("hit@1", "Hit@1"),
+    ("hit@10", "Hit@10"),
+    ("hit@30", "Hit@30"),
+    ("hit@50", "Hit@50"),
+    ("rec@1", "Rec@1"),
+    ("rec@10", "Rec@10"),
+    ("rec@30", "Rec@30"),
+    ("rec@50", "Rec@50"),
+    ("regret@1", "regret@1 ↓"),
+    ("rhit@1", "pool Hit@1"),
+    ("rhit@10", "pool Hit@10"),
+    ("rhit@50", "pool Hit@50"),
+)
+
+
+def record_results(
+    path: Path, split: str, evaluations: Sequence[Evaluation], info: dict[str, object]
+) -> dict[str, object]:
+    """Merge one split's results into the JSON report at `path` (other splits are kept) and return the report."""
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    report[split] = info | {"rankers": {e.ranker: asdict(e) for e in evaluations}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+    return report
+
+
+def markdown_table(evaluations: Sequence[dict]) -> str:
+    """A markdown table: rows are rankers, columns the metrics (best value per column in bold)."""
+    header = "| ranker | " + " | ".join(title for _, title in _COLUMNS) + " | fit s |"
+    rule = "|---|" + "---:|" * (len(_COLUMNS) + 1)
+    best = {}
+    for key, _ in _COLUMNS:
+        values = [e["metrics"].get(key, float("nan")) for e in evaluations]
+        finite = [v for v in values if np.isfinite(v)]
+        if finite:
+            best[key] = min(finite) if key == "regret@1" else max(finite)
+    lines = [header, rule]
+    for e in evaluations:
+        cells = []
+        for key, _ in _COLUMNS:
+            value = e["metrics"].get(key, float("nan"))
+            text = "–" if not np.isfinite(value) else f"{value:.3f}"
+            cells.append(f"**{text}**" if np.isfinite(value) and value == best.get(key) else text)
+        lines.append(f"| {e['ranker']} | " + " | ".join(cells) + f" | {e['fit_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def quality_markdown(report: dict[str, dict]) -> str:
+    """The whole quality report: one section per split, in the canonical split order."""
+    from lens.splits import SPLITS
+
+    out = [
+        "# Ranking quality on held-out data",
+        "",
+        "Written by `modellens evaluate`; do not edit by hand. Metrics as in `docs`/spec 4.4 with stable tie-breaking:",
+        "τw top is the top-weighted Kendall τ (pair-count weighted over groups), τw official the bottom-weighted",
+        "variant of the official code, pool Hit@K whether the group's true best model is in the top K of the *whole*",
+        "model pool, regret@1 the normalised gap between the best value and the value of the predicted top-1.",
+    ]
+    for split in [s for s in SPLITS if s in report] + [s for s in report if s not in SPLITS]:
+        section = report[split]
+        rankers = list(section["rankers"].values())
+        groups = int(rankers[0]["metrics"].get("groups", 0)) if rankers else 0
+        out += [
+            "",
+            f"## `{split}`",
+            "",
+            f"- command: `{section.get('command', '')}`",
+            f"- corpus {section.get('corpus_fingerprint', '?')}: {section.get('corpus', '')}",
+            f"- held-out groups evaluated: {groups}; model pool: {section.get('pool', '?')}",
+            f"- wall time: {section.get('wall_seconds', '?')} s on {section.get('machine', '?')}",
+            "",
+            markdown_table(rankers),
+        ]
+    return "\n".join(out) + "\n"
