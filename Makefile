@@ -29,8 +29,9 @@ style: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Baseline quality on the full corpus, all four splits: writes bench/results/quality.{md,json}.
+# Load speed and baseline quality on the full corpus, all four splits: writes bench/results/.
 bench: setup
+	$(BIN)/python bench/corpus_load.py
 	$(BIN)/modellens evaluate --split all --rankers all
 
 # Re-pin the lock file from the current environment (torch stays at the exact CPU release).

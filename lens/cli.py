@@ -125,7 +125,7 @@ def evaluate_command(
     context = Context(Embedder(settings.encoder, settings.cache_dir), seed)
     context.embedder.encode(list(loaded.groups["text"]) + list(loaded.models["text"]), progress=True)
     names = available() if rankers == "all" else [r.strip() for r in rankers.split(",") if r.strip()]
-    make_ranker_checked = [make_ranker(n, context) for n in names]  # fail on a typo before any work
+    names = [make_ranker(n, context).name for n in names]  # resolve aliases; fail on a typo before any work
     if split == "all":
         plans = [(s, make_split(loaded, s, seed)) for s in SPLITS]
     elif split in SPLITS:
@@ -137,7 +137,7 @@ def evaluate_command(
     for name, plan in plans:
         started = time.perf_counter()
         parts = plan.partition(loaded)
-        results = [evaluate(make_ranker(r.name, context), parts, name, progress=True) for r in make_ranker_checked]
+        results = [evaluate(make_ranker(r, context), parts, name, progress=True) for r in names]
         console.print(f"\n[bold]{name}[/] (seed {plan.seed})")
         console.print(markdown_table([r.__dict__ for r in results]))
         info = {
@@ -154,5 +154,16 @@ def evaluate_command(
     console.print(f"\nwrote {out_dir / 'quality.md'}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
+def run() -> None:
+    """Console entry point: domain errors print as one clear line instead of a traceback."""
+    from lens.errors import ModelLensError
+
+    try:
+        app()
+    except ModelLensError as exc:
+        Console(stderr=True).print(f"[red]error:[/] {exc}")
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    run()

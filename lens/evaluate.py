@@ -130,8 +130,8 @@ def quality_markdown(report: dict[str, dict]) -> str:
     out = [
         "# Ranking quality on held-out data",
         "",
-        "Written by `modellens evaluate`; do not edit by hand. Metrics as in `docs`/spec 4.4 with stable tie-breaking:",
-        "τw top is the top-weighted Kendall τ (pair-count weighted over groups), τw official the bottom-weighted",
+        "Written by `modellens evaluate`; do not edit by hand. Metrics as in spec section 4.4, with stable",
+        "tie-breaking: τw top is the top-weighted Kendall τ (pair-count weighted over groups), τw official the bottom-weighted",
         "variant of the official code, pool Hit@K whether the group's true best model is in the top K of the *whole*",
         "model pool, regret@1 the normalised gap between the best value and the value of the predicted top-1.",
     ]

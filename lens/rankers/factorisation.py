@@ -43,7 +43,7 @@ class MatrixFactorisationRanker(Ranker):
         v = (0.1 * torch.randn(n_models, self.rank, generator=generator)).requires_grad_()
         bg = torch.zeros(len(group_ids), requires_grad=True)
         bm = torch.zeros(n_models, requires_grad=True)
-        gi, mi = torch.as_tensor(g), torch.as_tensor(m)
+        gi, mi = torch.tensor(g), torch.tensor(m)
         target = torch.as_tensor(records["z"].to_numpy(), dtype=torch.float32)
         optimiser = torch.optim.Adam([u, v, bg, bm], lr=0.05)
         for _ in range(self.steps):

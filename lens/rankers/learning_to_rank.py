@@ -28,7 +28,7 @@ class _FeatureSet:
         self.knn = DatasetKnnRanker(context).fit(corpus)
         self.text = TextNearestRanker(context).fit(corpus)
         self.popularity = PopularityRanker(context).fit(corpus)
-        self.log_params = np.log10(corpus.models["n_parameters"].to_numpy(dtype=float))
+        self.log_params = np.log10(corpus.models["n_parameters"].to_numpy(dtype=float))  # NaN = unknown size
         self.family_codes = family_codes
 
     def matrix(self, query: Query, candidates: np.ndarray) -> np.ndarray:
