@@ -131,9 +131,10 @@ def quality_markdown(report: dict[str, dict]) -> str:
         "# Ranking quality on held-out data",
         "",
         "Written by `modellens evaluate`; do not edit by hand. Metrics as in spec section 4.4, with stable",
-        "tie-breaking: τw top is the top-weighted Kendall τ (pair-count weighted over groups), τw official the bottom-weighted",
-        "variant of the official code, pool Hit@K whether the group's true best model is in the top K of the *whole*",
-        "model pool, regret@1 the normalised gap between the best value and the value of the predicted top-1.",
+        "tie-breaking: τw top is the top-weighted Kendall τ (pair-count weighted over groups), τw official the",
+        "bottom-weighted variant of the official code, pool Hit@K whether the group's true best model is in the top K",
+        "of the *whole* model pool, regret@1 the normalised gap between the best value and the value of the predicted",
+        "top-1 (lower is better).",
     ]
     for split in [s for s in SPLITS if s in report] + [s for s in report if s not in SPLITS]:
         section = report[split]
