@@ -29,9 +29,11 @@ style: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Load speed and baseline quality on the full corpus, all four splits: writes bench/results/.
+# Load speed, ranker training time and latency, and the quality of every ranker on all four splits of the full
+# corpus: writes bench/results/.
 bench: setup
 	$(BIN)/python bench/corpus_load.py
+	$(BIN)/python bench/ranker.py
 	$(BIN)/modellens evaluate --split all --rankers all
 
 # Re-pin the lock file from the current environment (torch stays at the exact CPU release).

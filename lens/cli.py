@@ -14,8 +14,10 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import track
 from rich.table import Table
 
+from lens.rankers import Query
 from lens.settings import Settings
 
 app = typer.Typer(
@@ -152,6 +154,158 @@ def evaluate_command(
         report = record_results(out_dir / "quality.json", name, results, info)
         (out_dir / "quality.md").write_text(quality_markdown(report))
     console.print(f"\nwrote {out_dir / 'quality.md'}")
+
+
+ModelOption = Annotated[Path, typer.Option("--model", help="Model bundle directory written by `modellens train`.")]
+
+
+@app.command("train")
+def train_command(
+    out: Annotated[Path, typer.Option("--out", help="Bundle directory to write.")],
+    corpus: CorpusOption = None,
+    split: Annotated[
+        str | None, typer.Option(help="Train on a split's train part (name or manifest path); default: everything.")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (default: configs/modellens.yaml values).")] = None,
+    seed: SeedOption = None,
+) -> None:
+    """Train ModelLens and write a self-contained bundle (safetensors weights, vocabularies, embeddings)."""
+    from lens.bundle import save_bundle
+    from lens.embeddings import Embedder
+    from lens.rankers.modellens import hold_out_benchmarks
+    from lens.splits import SPLITS, Split, make_split
+    from lens.training import LensConfig, train
+
+    settings = Settings()
+    loaded, _ = _load(corpus, settings)
+    seed = seed if seed is not None else settings.seed
+    lens_config = LensConfig.from_yaml(config) if config else LensConfig()
+    embedder = Embedder(settings.encoder, settings.cache_dir)
+    embedder.encode(list(loaded.groups["text"]) + list(loaded.models["text"]), progress=True)
+    if split is None:
+        # Everything trains except a slice of benchmark families that selects the epoch (cold-start-like).
+        train_part, val_part = hold_out_benchmarks(loaded, lens_config.training.validation_fraction, seed)
+    else:
+        manifest = make_split(loaded, split, seed) if split in SPLITS else Split.load(Path(split))
+        parts = manifest.partition(loaded)
+        train_part, val_part = parts.train, parts.val
+    if not val_part.groups["trainable"].any():
+        logging.getLogger(__name__).warning("no validation group to select on: training exactly max_epochs")
+        val_part = None
+    started = time.perf_counter()
+    trained = train(train_part, val_part, embedder, lens_config, seed)
+    seconds = time.perf_counter() - started
+    save_bundle(out, trained, loaded, embedder, lens_config)
+    best = trained.history[trained.best_epoch - 1]
+    console.print(
+        f"trained {len(trained.history)} epochs in {seconds:.0f} s; kept epoch {trained.best_epoch} "
+        f"(val τw {best.val_tau:.3f}); bundle: {out}"
+    )
+
+
+def _query(dataset: str | None, description: str, task: str, metric: str) -> Query:
+    return Query(dataset or "(new dataset)", task, metric, description)
+
+
+@app.command("rank")
+def rank_command(
+    model: ModelOption,
+    queries: Annotated[Path, typer.Option(help="JSONL: one query per line (id, dataset, description, task, ...).")],
+    out: Annotated[Path, typer.Option(help="JSONL output: {id, scores: {model: score}} per query.")],
+) -> None:
+    """Batch ranking: score candidates (default: every known model) for each query in a JSONL file."""
+    import json
+
+    from lens.recommender import Recommender
+
+    recommender = Recommender.load(model, Settings().cache_dir)
+    lines = [line for line in queries.read_text().splitlines() if line.strip()]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w") as sink:
+        for number, line in enumerate(track(lines, description="ranking", console=Console(stderr=True)), start=1):
+            try:
+                spec = json.loads(line)
+                query = Query(
+                    spec.get("dataset") or "(new dataset)",
+                    spec.get("task") or "unknown",
+                    spec.get("metric") or "unknown",
+                    spec.get("description") or "",
+                    spec.get("source") or "",
+                    bool(spec.get("higher_is_better", True)),
+                )
+                scores = recommender.rank(query, spec.get("candidates"))
+            except (json.JSONDecodeError, ValueError, TypeError, AttributeError) as exc:
+                raise typer.BadParameter(f"{queries}:{number}: {exc}", param_hint="--queries") from exc
+            sink.write(json.dumps({"id": str(spec.get("id", number)), "scores": scores}) + "\n")
+    console.print(f"ranked {len(lines)} queries -> {out}")
+
+
+DescriptionOption = Annotated[str, typer.Option(help="What the target dataset is: a sentence or two.")]
+TaskOption = Annotated[str, typer.Option(help="Task type, e.g. 'Retrieval' (unknown tasks are fine).")]
+MetricOption = Annotated[str, typer.Option(help="Metric, e.g. 'ndcg_at_10' (unknown metrics are fine).")]
+DatasetOption = Annotated[str | None, typer.Option(help="Dataset name, if it has one.")]
+MaxParamsOption = Annotated[
+    float | None, typer.Option(help="Largest parameter count, e.g. 8e9 (unknown sizes excluded).")
+]
+LicenseOption = Annotated[list[str] | None, typer.Option("--license", help="Allowed license (repeatable).")]
+FamilyOption = Annotated[list[str] | None, typer.Option("--family", help="Allowed family (repeatable).")]
+
+
+@app.command("recommend")
+def recommend_command(
+    model: ModelOption,
+    description: DescriptionOption,
+    dataset: DatasetOption = None,
+    task: TaskOption = "unknown",
+    metric: MetricOption = "unknown",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="How many models.")] = 10,
+    max_params: MaxParamsOption = None,
+    license: LicenseOption = None,
+    family: FamilyOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Recommend the top-k known models for a dataset, with the evidence behind each."""
+    import json
+
+    from lens.recommender import Recommender
+
+    recommender = Recommender.load(model, Settings().cache_dir)
+    query = _query(dataset, description, task, metric)
+    picks = recommender.recommend(query, k, max_params, license or (), family or ())
+    if as_json:
+        print(json.dumps([p.to_dict() for p in picks], indent=1))
+        return
+    table = Table(title=f"top {k} for {query.dataset} ({query.task}, {query.metric})")
+    for column in ("#", "model", "score", "params", "license", "evidence: nearest known datasets"):
+        table.add_column(column, justify="right" if column in ("#", "score", "params") else "left")
+    for i, p in enumerate(picks, start=1):
+        params = "?" if p.n_parameters is None else f"{p.n_parameters / 1e9:.2g}B"
+        evidence = "; ".join(f"{e.dataset} {e.metric} {e.value:.4g} (#{e.rank}/{e.of})" for e in p.evidence)
+        table.add_row(str(i), p.model, f"{p.score:.3f}", params, p.license or "?", evidence or "none observed")
+    console.print(table)
+
+
+@app.command("pool")
+def pool_command(
+    model: ModelOption,
+    description: DescriptionOption,
+    dataset: DatasetOption = None,
+    task: TaskOption = "unknown",
+    metric: MetricOption = "unknown",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Pool size.")] = 5,
+    max_params: MaxParamsOption = None,
+    license: LicenseOption = None,
+    family: FamilyOption = None,
+) -> None:
+    """The top-K candidate pool for a router, as JSON."""
+    import json
+
+    from lens.recommender import Recommender
+
+    recommender = Recommender.load(model, Settings().cache_dir)
+    query = _query(dataset, description, task, metric)
+    picks = recommender.recommend(query, k, max_params, license or (), family or ())
+    print(json.dumps({"query": query.text, "pool": [{"model": p.model, "score": p.score} for p in picks]}))
 
 
 def run() -> None:

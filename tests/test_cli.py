@@ -10,7 +10,9 @@ from tests.conftest import FIXTURES
 runner = CliRunner()
 
 
-@pytest.mark.parametrize("command", [[], ["corpus"], ["split"], ["embed"], ["evaluate"]])
+@pytest.mark.parametrize(
+    "command", [[], ["corpus"], ["split"], ["embed"], ["evaluate"], ["train"], ["rank"], ["recommend"], ["pool"]]
+)
 def test_every_command_has_help(command: list[str]):
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output

@@ -109,4 +109,4 @@ def make_ranker(name: str, context: Context) -> Ranker:
 
 
 def _load_builtin() -> None:
-    from lens.rankers import content, factorisation, learning_to_rank, statistics  # noqa: F401  (registration)
+    from lens.rankers import content, factorisation, learning_to_rank, modellens, statistics  # noqa: F401

@@ -1,0 +1,118 @@
+"""Benchmark: ModelLens training on the full corpus and recommendation latency at 17K and 50K models.
+
+Run: `.venv/bin/python bench/ranker.py [CORPUS_DIR]`; trains a bundle under $MODELLENS_HOME/models/bench (targets:
+under 15 minutes to the selected checkpoint; p50 < 20 ms for one query over ~17K models and < 50 ms over 50K, in
+process on 2 cores), then writes bench/results/ranker.md. Latency excludes embedding the query's description (a
+cached text, as for a repeated query); that cost is measured separately on fresh texts.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lens.bundle import save_bundle
+from lens.corpus import load_corpus
+from lens.embeddings import Embedder
+from lens.model import ModelFeatures
+from lens.rankers import Query
+from lens.rankers.modellens import hold_out_benchmarks
+from lens.recommender import Recommender
+from lens.settings import Settings
+from lens.training import LensConfig, train
+
+QUERIES = 200
+
+
+def _percentiles(seconds: list[float]) -> tuple[float, float]:
+    ms = np.array(seconds) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
+
+
+def _latency(recommender: Recommender, queries: list[Query]) -> tuple[float, float]:
+    recommender.embedder.encode([q.text for q in queries])  # cached: measure the ranking, not the encoder
+    seconds = []
+    for query in queries:
+        started = time.perf_counter()
+        scores = recommender.pool_scores(query)
+        np.argpartition(-scores, 10)[:10]
+        seconds.append(time.perf_counter() - started)
+    return _percentiles(seconds)
+
+
+def main() -> None:
+    settings = Settings()
+    corpus_dir = Path(sys.argv[1]) if len(sys.argv) > 1 else settings.corpus
+    corpus = load_corpus(corpus_dir)
+    embedder = Embedder(settings.encoder, settings.cache_dir)
+    embedder.encode(list(corpus.groups["text"]) + list(corpus.models["text"]))
+    config = LensConfig()
+    train_part, val_part = hold_out_benchmarks(corpus, config.training.validation_fraction, settings.seed)
+    started = time.perf_counter()
+    trained = train(train_part, val_part, embedder, config, settings.seed)
+    train_seconds = time.perf_counter() - started
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    bundle = save_bundle(settings.home / "models" / "bench", trained, corpus, embedder, config)
+
+    recommender = Recommender.load(bundle, settings.cache_dir)
+    groups = corpus.groups[corpus.groups["n_models"] > 0].sample(QUERIES, random_state=0)
+    queries = [Query(r.dataset, r.task, r.metric, r.description) for r in groups.itertuples()]
+    p50_17k, p99_17k = _latency(recommender, queries)
+
+    # A 50K-model pool: the known pool three times over (the per-query cost depends only on the pool size).
+    pool = recommender.bundle.pool
+    big = ModelFeatures(
+        *(torch.cat([getattr(pool, f)] * 3) for f in ("id_index", "name_tokens", "text", "size_bucket", "family"))
+    )
+    with torch.no_grad():
+        recommender.side = recommender.bundle.model.model_side(big)
+    p50_50k, p99_50k = _latency(recommender, queries)
+
+    fresh = [f"benchmark {i}: a new dataset about topic {i} for evaluation" for i in range(50)]
+    encode = []
+    for text in fresh:
+        started = time.perf_counter()
+        embedder.encode([text + f" {time.time()}"])
+        encode.append(time.perf_counter() - started)
+    enc_p50, enc_p99 = _percentiles(encode)
+
+    epochs = trained.history
+    lines = [
+        "# ModelLens ranker: training and recommendation speed",
+        "",
+        f"- command: `.venv/bin/python bench/ranker.py {corpus_dir}`",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads",
+        f"- corpus {corpus.fingerprint}: {len(train_part.records):,} training records, "
+        f"{len(val_part.records):,} validation records (held-out benchmark families)",
+        "",
+        "| training | value |",
+        "|---|---:|",
+        f"| epochs run (patience {config.training.patience}) | {len(epochs)} |",
+        f"| selected epoch | {trained.best_epoch} (val τw {epochs[trained.best_epoch - 1].val_tau:.3f}) |",
+        f"| seconds per epoch (median) | {np.median([e.seconds for e in epochs]):.1f} |",
+        f"| total training s (target 900) | {train_seconds:.0f} |",
+        f"| total / target | {train_seconds / 900:.2f} |",
+        f"| peak RSS MiB | {peak_mib:.0f} |",
+        "",
+        f"| recommendation latency, {QUERIES} queries, in process | p50 ms | p99 ms | target p50 ms | p50 / target |",
+        "|---|---:|---:|---:|---:|",
+        f"| {len(pool):,} models | {p50_17k:.1f} | {p99_17k:.1f} | 20 | {p50_17k / 20:.2f} |",
+        f"| {len(big):,} models | {p50_50k:.1f} | {p99_50k:.1f} | 50 | {p50_50k / 50:.2f} |",
+        f"| embedding one new description (not included above) | {enc_p50:.1f} | {enc_p99:.1f} | | |",
+    ]
+    out = Path(__file__).parent / "results" / "ranker.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,399 @@
+"""The ModelLens network (spec 2) with the spec's fixes, its vocabulary and its typed input features.
+
+A score for (model, query) comes from one MLP over the concatenated views of both sides. Its first layer is linear,
+so it splits exactly into a model part and a query part (spec 2.6): `model_side` runs once per model pool and
+`query_side` once per query, and `score_from_parts` does the rest. `forward` is built from the same three functions,
+so training and serving cannot drift apart.
+
+Fixes over the official code: identity lookups (`id_index`) fall back to a trained [UNK] row for anything unseen in
+training while the content views (name, text, size, family, description) always describe the real entity (spec
+2.3, 7.5); one LayerNorm per view so no view dominates by scale (spec 7.7); no dead parameters (spec 7.6); the
+temperature is initialised from the config (spec 2.5). Frozen text vectors travel in the features, not in the module,
+so the weights do not depend on the candidate pool and a model added later needs no new weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, NamedTuple, TypeVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from lens.names import NUM_SIZE_BUCKETS, UNKNOWN_FAMILY
+
+UNK = 0
+"""Index of the [UNK] row in the model, group, task and metric tables."""
+
+MAX_NAME_TOKENS = 16
+"""Name tokens kept per model: real names have fewer; a few free-text "names" from paper tables have dozens."""
+
+_NAME_SEPARATORS = re.compile(r"[/_\-\s]+")
+
+
+_Config = TypeVar("_Config")
+
+
+def from_mapping(cls: type[_Config], data: Mapping[str, Any]) -> _Config:
+    """Build a config dataclass from a mapping, refusing keys it does not know (a typo must not pass silently)."""
+    known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {unknown}; known keys: {sorted(known)}")
+    return cls(**data)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Widths and regularisation of the network, sized for scoring 17K models in well under 20 ms on 2 CPU cores.
+
+    The official widths (1536-d ID tables, 512-d hidden, spec 2.7) cost 100M parameters for a few hundred thousand
+    records here; these are the scale of the corpus.
+    """
+
+    id_dim: int = 64
+    """Learned model-ID embedding."""
+    token_dim: int = 64
+    """Hashed name-token embedding."""
+    name_buckets: int = 16384
+    """Hash buckets for name tokens (the official 10K collide heavily, spec 7.8)."""
+    size_dim: int = 16
+    family_dim: int = 16
+    group_id_dim: int = 64
+    """Learned dataset-group-ID embedding."""
+    task_dim: int = 32
+    metric_dim: int = 32
+    hidden: int = 128
+    """Width of both MLP layers; the prior MLP uses half."""
+    dropout: float = 0.1
+    """Dropout after the first MLP layer."""
+    model_id_dropout: float = 0.1
+    """Per-sample probability, in training, of replacing a model's ID with [UNK] (trains the cold-start row)."""
+    group_id_dropout: float = 0.1
+    """The same for the query's group ID."""
+    context_dropout: float = 0.1
+    """The same for the query's task and metric, so their unknown rows are trained for unseen tasks and metrics."""
+    embedding_init_std: float = 0.05
+    """Init std of every learned table. LayerNorm makes a view scale-free, so this sets the tables' effective
+    learning rate (Adam moves a row about `learning_rate` per update, relative to this): a model's ID row gets only
+    a few updates per epoch, and N(0, 1) rows barely move from their random init in 25 epochs."""
+    temperature: float = 1.0
+    """Initial value of the learnable temperature dividing the score."""
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "int" and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"ModelConfig.{f.name} must be a positive integer, got {value!r}")
+        for name in ("dropout", "model_id_dropout", "group_id_dropout", "context_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"ModelConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        for name in ("embedding_init_std", "temperature"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Vocabulary
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the network has rows for: the entities seen in training.
+
+    Models, groups, tasks and metrics map to `1 + position`; anything else maps to `UNK` (0). Families have no [UNK]
+    row: a family never seen in training maps to the `unknown` family, which is trained on real models whose family
+    could not be determined, and means the same thing.
+    """
+
+    models: tuple[str, ...]
+    groups: tuple[str, ...]
+    tasks: tuple[str, ...]
+    metrics: tuple[str, ...]
+    families: tuple[str, ...]
+    _index: dict[str, dict[str, int]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if UNKNOWN_FAMILY not in self.families:
+            raise ValueError(f"Vocabulary.families must contain {UNKNOWN_FAMILY!r}, the fallback of unseen families")
+        index = {}
+        for name in ("models", "groups", "tasks", "metrics"):
+            entries = getattr(self, name)
+            if len(set(entries)) != len(entries):
+                raise ValueError(f"Vocabulary.{name} has duplicate entries")
+            index[name] = {key: i + 1 for i, key in enumerate(entries)}
+        index["families"] = {key: i for i, key in enumerate(self.families)}
+        object.__setattr__(self, "_index", index)
+
+    @classmethod
+    def build(cls, records: pd.DataFrame, groups: pd.DataFrame, models: pd.DataFrame) -> Vocabulary:
+        """The vocabulary of training `records` (a `Corpus.records` table) over their group and model tables."""
+        group_ids = np.unique(records["group_id"].to_numpy())
+        model_ids = np.unique(records["model_id"].to_numpy())
+        seen = groups.loc[group_ids]
+        return cls(
+            models=tuple(models.loc[model_ids, "key"]),
+            groups=tuple(seen["key"]),
+            tasks=tuple(sorted(set(seen["task"]))),
+            metrics=tuple(sorted(set(seen["metric"]))),
+            families=tuple(sorted(set(models.loc[model_ids, "family"]) | {UNKNOWN_FAMILY})),
+        )
+
+    def model(self, key: str) -> int:
+        return self._index["models"].get(key, UNK)
+
+    def group(self, key: str) -> int:
+        return self._index["groups"].get(key, UNK)
+
+    def task(self, name: str) -> int:
+        return self._index["tasks"].get(name, UNK)
+
+    def metric(self, name: str) -> int:
+        return self._index["metrics"].get(name, UNK)
+
+    def family(self, name: str) -> int:
+        families = self._index["families"]
+        return families.get(name, families[UNKNOWN_FAMILY])
+
+    def to_dict(self) -> dict[str, list[str]]:
+        """A JSON-ready form; `from_dict` restores an equal vocabulary (row order included)."""
+        return {name: list(getattr(self, name)) for name in ("models", "groups", "tasks", "metrics", "families")}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Sequence[str]]) -> Vocabulary:
+        return cls(**{name: tuple(data[name]) for name in ("models", "groups", "tasks", "metrics", "families")})
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Features
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def name_tokens(name: str) -> list[str]:
+    """Spec 2.2 name tokens without the whole-name tokens: lower-cased parts split at `/ _ -` and whitespace.
+
+    The official tokenizer also emits the full name and its repo part. Those are hashed IDs in disguise: they survive
+    ID dropout, so the network can memorise a model without its ID and the [UNK] path never learns to read content
+    (spec 7.8). Dropping them leaves a pure content view (`meta`, `llama`, `2`, `7b`, `hf`) that an unseen
+    `someone/llama-2-7b-finetune` shares with its relatives. `.` is not a separator, so `qwen2.5` stays one token.
+    """
+    return list(dict.fromkeys(t for t in _NAME_SEPARATORS.split(name.strip().lower()) if t))
+
+
+def token_bucket(token: str, buckets: int) -> int:
+    """Stable hash bucket of a token (md5, as the official encoder): the same across processes and machines."""
+    return int(hashlib.md5(token.encode("utf-8")).hexdigest(), 16) % buckets
+
+
+def _long(values: Iterable[int]) -> Tensor:
+    return torch.tensor(list(values), dtype=torch.long)
+
+
+@dataclass(frozen=True)
+class ModelFeatures:
+    """Inputs of the model side for `n` models (one row each).
+
+    `id_index` is the vocabulary row ([UNK] for models unseen in training); the other fields always describe the
+    real model. `name_tokens` is `[n, t]`, padded with the bucket count (the padding row of the name table).
+    """
+
+    id_index: Tensor
+    name_tokens: Tensor
+    text: Tensor
+    size_bucket: Tensor
+    family: Tensor
+
+    def __post_init__(self) -> None:
+        n = len(self.id_index)
+        for f in fields(self):
+            if len(getattr(self, f.name)) != n:
+                raise ValueError(f"ModelFeatures.{f.name} has {len(getattr(self, f.name))} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.id_index)
+
+    def take(self, rows: Tensor) -> ModelFeatures:
+        """The features of `rows` (repeats allowed: one row per training sample)."""
+        return ModelFeatures(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    @classmethod
+    def build(cls, models: pd.DataFrame, vocab: Vocabulary, text: np.ndarray, name_buckets: int) -> ModelFeatures:
+        """Features of every row of a `Corpus.models` table; `text` holds the embedded `models["text"]`, row-aligned."""
+        tokens = [[token_bucket(t, name_buckets) for t in name_tokens(n)[:MAX_NAME_TOKENS]] for n in models["name"]]
+        width = max(1, max(map(len, tokens), default=0))
+        padded = np.full((len(tokens), width), name_buckets, dtype=np.int64)
+        for row, ids in enumerate(tokens):
+            padded[row, : len(ids)] = ids
+        return cls(
+            id_index=_long(vocab.model(k) for k in models["key"]),
+            name_tokens=torch.from_numpy(padded),
+            text=torch.as_tensor(np.asarray(text, dtype=np.float32)),
+            size_bucket=torch.tensor(models["size_bucket"].to_numpy(dtype=np.int64)),
+            family=_long(vocab.family(f) for f in models["family"]),
+        )
+
+
+@dataclass(frozen=True)
+class QueryFeatures:
+    """Inputs of the query side for `n` queries: group ID ([UNK] if unseen), description vector, task, metric."""
+
+    id_index: Tensor
+    description: Tensor
+    task: Tensor
+    metric: Tensor
+
+    def __post_init__(self) -> None:
+        n = len(self.id_index)
+        for f in fields(self):
+            if len(getattr(self, f.name)) != n:
+                raise ValueError(f"QueryFeatures.{f.name} has {len(getattr(self, f.name))} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.id_index)
+
+    def take(self, rows: Tensor) -> QueryFeatures:
+        return QueryFeatures(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    @classmethod
+    def build(
+        cls,
+        keys: Sequence[str],
+        tasks: Sequence[str],
+        metrics: Sequence[str],
+        description: np.ndarray,
+        vocab: Vocabulary,
+    ) -> QueryFeatures:
+        """Features of queries given by group key, task and metric, with their embedded description texts."""
+        return cls(
+            id_index=_long(vocab.group(k) for k in keys),
+            description=torch.as_tensor(np.asarray(description, dtype=np.float32)),
+            task=_long(vocab.task(t) for t in tasks),
+            metric=_long(vocab.metric(m) for m in metrics),
+        )
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Network
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+class ModelSide(NamedTuple):
+    """Per-model parts of the score: the first layer's pre-activation contribution and the structural prior."""
+
+    pre: Tensor
+    prior: Tensor
+
+    def take(self, rows: Tensor) -> ModelSide:
+        return ModelSide(self.pre[rows], self.prior[rows])
+
+
+class Output(NamedTuple):
+    """Ranking score (temperature applied) and the pointwise z prediction, one per (model, query) row."""
+
+    score: Tensor
+    z: Tensor
+
+
+class ModelLens(nn.Module):
+    """Score (model, query) pairs: views -> LayerNorm each -> MLP -> pairwise score + prior, and a z head.
+
+    ```
+    pre   = W_model [id, name, text, size, family] + W_query [group id, description, task, metric] + b
+    h     = ReLU(W2 Dropout(ReLU(pre)) + b2)
+    score = (head(h) + prior(size, family)) / max(T, 1e-3)        z = z_head(h)
+    ```
+    """
+
+    def __init__(self, config: ModelConfig, vocab: Vocabulary, text_dim: int):
+        super().__init__()
+        self.config = config
+        c = config
+        self.model_id = nn.Embedding(len(vocab.models) + 1, c.id_dim)
+        self.name = nn.EmbeddingBag(c.name_buckets + 1, c.token_dim, mode="mean", padding_idx=c.name_buckets)
+        self.size = nn.Embedding(NUM_SIZE_BUCKETS, c.size_dim)
+        self.family = nn.Embedding(len(vocab.families), c.family_dim)
+        self.group_id = nn.Embedding(len(vocab.groups) + 1, c.group_id_dim)
+        self.task = nn.Embedding(len(vocab.tasks) + 1, c.task_dim)
+        self.metric = nn.Embedding(len(vocab.metrics) + 1, c.metric_dim)
+        model_dims = {"id": c.id_dim, "name": c.token_dim, "text": text_dim, "size": c.size_dim, "family": c.family_dim}
+        query_dims = {"id": c.group_id_dim, "description": text_dim, "task": c.task_dim, "metric": c.metric_dim}
+        self.model_norms = nn.ModuleDict({k: nn.LayerNorm(d) for k, d in model_dims.items()})
+        self.query_norms = nn.ModuleDict({k: nn.LayerNorm(d) for k, d in query_dims.items()})
+        # The first layer, split by side; the query part carries the bias, so the model part is a pure projection.
+        self.model_in = nn.Linear(sum(model_dims.values()), c.hidden, bias=False)
+        self.query_in = nn.Linear(sum(query_dims.values()), c.hidden)
+        self.dropout = nn.Dropout(c.dropout)
+        self.layer2 = nn.Linear(c.hidden, c.hidden)
+        self.score_head = nn.Linear(c.hidden, 1)
+        self.z_head = nn.Linear(c.hidden, 1)
+        self.prior = nn.Sequential(
+            nn.Linear(c.size_dim + c.family_dim, c.hidden // 2), nn.ReLU(), nn.Linear(c.hidden // 2, 1)
+        )
+        self.temperature = nn.Parameter(torch.tensor(float(c.temperature)))
+        for table in (self.model_id, self.name, self.size, self.family, self.group_id, self.task, self.metric):
+            nn.init.normal_(table.weight, std=c.embedding_init_std)
+        with torch.no_grad():
+            self.name.weight[c.name_buckets].zero_()  # the padding row stays zero (and gets no gradient)
+
+    def _drop_ids(self, index: Tensor, p: float) -> Tensor:
+        """In training, replace each index by [UNK] with probability `p`, independently per sample (spec 2.3)."""
+        if not self.training or p == 0.0:
+            return index
+        return index.masked_fill(torch.rand(index.shape) < p, UNK)
+
+    def model_views(self, features: ModelFeatures) -> tuple[Tensor, Tensor]:
+        """The normalised model views, concatenated, and the (size, family) part the prior reads."""
+        norms = self.model_norms
+        size = norms["size"](self.size(features.size_bucket))
+        family = norms["family"](self.family(features.family))
+        views = [
+            norms["id"](self.model_id(self._drop_ids(features.id_index, self.config.model_id_dropout))),
+            norms["name"](self.name(features.name_tokens)),
+            norms["text"](features.text),
+            size,
+            family,
+        ]
+        return torch.cat(views, dim=1), torch.cat([size, family], dim=1)
+
+    def query_views(self, features: QueryFeatures) -> Tensor:
+        """The normalised query views, concatenated."""
+        norms, c = self.query_norms, self.config
+        views = [
+            norms["id"](self.group_id(self._drop_ids(features.id_index, c.group_id_dropout))),
+            norms["description"](features.description),
+            norms["task"](self.task(self._drop_ids(features.task, c.context_dropout))),
+            norms["metric"](self.metric(self._drop_ids(features.metric, c.context_dropout))),
+        ]
+        return torch.cat(views, dim=1)
+
+    def model_side(self, features: ModelFeatures) -> ModelSide:
+        """Per-model work, done once per pool at inference: `[M, hidden]` pre-activations and `[M]` priors."""
+        views, structure = self.model_views(features)
+        return ModelSide(self.model_in(views), self.prior(structure).squeeze(1))
+
+    def query_side(self, features: QueryFeatures) -> Tensor:
+        """Per-query work: the query's `[n, hidden]` first-layer contribution, bias included."""
+        return self.query_in(self.query_views(features))
+
+    def _hidden(self, pre: Tensor) -> Tensor:
+        return torch.relu(self.layer2(self.dropout(torch.relu(pre))))
+
+    def _score(self, hidden: Tensor, prior: Tensor) -> Tensor:
+        return (self.score_head(hidden).squeeze(-1) + prior) / self.temperature.clamp(min=1e-3)
+
+    def score_from_parts(self, side: ModelSide, query: Tensor) -> Tensor:
+        """Scores of every model in `side` for one query (`[hidden]` or `[1, hidden]`), or row-aligned scores when
+        `query` has one row per model."""
+        return self._score(self._hidden(side.pre + query), side.prior)
+
+    def forward(self, models: ModelFeatures, queries: QueryFeatures) -> Output:
+        """Row-aligned (model, query) pairs: the training path, through the same parts as serving."""
+        side = self.model_side(models)
+        hidden = self._hidden(side.pre + self.query_side(queries))
+        return Output(self._score(hidden, side.prior), self.z_head(hidden).squeeze(-1))

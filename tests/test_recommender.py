@@ -1,0 +1,117 @@
+"""Bundles and the recommender: a tiny ModelLens trained on real leaderboards, saved, reloaded and queried."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from lens.bundle import BundleError, load_bundle, save_bundle
+from lens.cli import app
+from lens.corpus import Corpus
+from lens.embeddings import Embedder
+from lens.model import QueryFeatures
+from lens.rankers import Query
+from lens.recommender import Recommender
+from lens.training import LensConfig, TrainConfig, train
+from tests.conftest import FIXTURES
+
+TINY = LensConfig(training=TrainConfig(max_epochs=2, max_list=32, progress=False))
+ASR = Query("NewASR", "Speech Recognition", "WER", "Accented English conversational speech", higher_is_better=False)
+
+
+@pytest.fixture(scope="module")
+def small(slice_corpus: Corpus) -> Corpus:
+    sources = slice_corpus.groups["source"].isin(["open_asr_leaderboard", "alpacaeval", "livebench"]).to_numpy()
+    return slice_corpus.restrict(sources[slice_corpus.records["group_id"].to_numpy()])
+
+
+@pytest.fixture(scope="module")
+def bundle_dir(small: Corpus, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    trained = train(small, None, embedder, TINY, seed=1)
+    return save_bundle(tmp_path_factory.mktemp("bundle"), trained, small, embedder, TINY)
+
+
+@pytest.fixture(scope="module")
+def recommender(bundle_dir: Path, embedder: Embedder) -> Recommender:
+    return Recommender(load_bundle(bundle_dir), embedder)
+
+
+def test_reloaded_bundle_scores_exactly_like_the_plain_forward_pass(recommender: Recommender):
+    bundle = recommender.bundle
+    vector = recommender.embedder.encode([ASR.text])
+    query = QueryFeatures.build([ASR.group], [ASR.task], [ASR.metric], vector, bundle.vocabulary)
+    rows = torch.arange(0, len(bundle.pool), 97)
+    with torch.no_grad():
+        plain = bundle.model(bundle.pool.take(rows), query.take(torch.zeros(len(rows), dtype=torch.long))).score
+    assert np.allclose(recommender.pool_scores(ASR)[rows.numpy()], plain.numpy(), atol=1e-5)
+
+
+def test_rank_scores_every_candidate_including_unknown_names(recommender: Recommender):
+    candidates = ["openai/whisper-large-v3", "OpenAI/Whisper-Large-V3", "someone/whisper-large-v3-accents-ft", "x"]
+    scores = recommender.rank(ASR, candidates)
+    assert list(scores) == candidates
+    assert all(np.isfinite(v) for v in scores.values())
+    assert scores["openai/whisper-large-v3"] == scores["OpenAI/Whisper-Large-V3"]  # one model, any spelling
+
+
+def test_recommend_respects_size_license_and_family_filters(recommender: Recommender):
+    picks = recommender.recommend(ASR, k=5, max_params=1e9)
+    assert picks and all(p.n_parameters is not None and p.n_parameters <= 1e9 for p in picks)
+    licensed = recommender.recommend(ASR, k=5, licenses=["MIT"])
+    assert all((p.license or "").lower() == "mit" for p in licensed)
+    whisper = recommender.recommend(ASR, k=3, families=["whisper"])
+    assert whisper and all(p.family == "whisper" for p in whisper)
+
+
+def test_recommendations_carry_evidence_from_observed_leaderboards(recommender: Recommender):
+    picks = recommender.recommend(ASR, k=3, families=["whisper"])
+    evidence = [e for p in picks for e in p.evidence]
+    assert evidence and all(1 <= e.rank <= e.of for e in evidence)
+    assert all(e.value > 0 for e in evidence if e.metric == "WER")  # shown as published, not direction-flipped
+
+
+def test_loading_something_that_is_not_a_bundle_is_a_clear_error(tmp_path: Path):
+    with pytest.raises(BundleError, match="not a model bundle"):
+        load_bundle(tmp_path)
+
+
+def test_train_then_rank_from_the_command_line(tmp_path: Path, shared_home: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("MODELLENS_HOME", str(shared_home))
+    config = tmp_path / "tiny.yaml"
+    config.write_text("training:\n  max_epochs: 2\n  progress: false\n")
+    bundle = tmp_path / "model"
+    runner = CliRunner()
+    corpus = str(FIXTURES / "public_corpus")
+    result = runner.invoke(app, ["train", "--corpus", corpus, "--out", str(bundle), "--config", str(config)])
+    assert result.exit_code == 0, result.output
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text(
+        json.dumps(
+            {
+                "id": "a",
+                "dataset": "birds",
+                "description": "bird photos",
+                "task": "Image Classification",
+                "metric": "accuracy",
+                "higher_is_better": True,
+                "candidates": ["timm/resnet50.a1_in1k", "brand/new-model-7b"],
+            }
+        )
+        + "\n"
+        + json.dumps({"id": "b", "dataset": "x", "description": "", "task": "never seen", "metric": "nor this"})
+        + "\n"
+    )
+    out = tmp_path / "scores.jsonl"
+    result = runner.invoke(app, ["rank", "--model", str(bundle), "--queries", str(queries), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["id"] for line in lines] == ["a", "b"]
+    assert set(lines[0]["scores"]) == {"timm/resnet50.a1_in1k", "brand/new-model-7b"}
+    assert len(lines[1]["scores"]) == len(load_bundle(bundle).models)  # default: every known model
+    assert all(np.isfinite(v) for line in lines for v in line["scores"].values())
+    result = runner.invoke(app, ["pool", "--model", str(bundle), "--description", "bird photos", "--k", "2"])
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)["pool"]) == 2
