@@ -74,8 +74,10 @@ class ModelConfig:
     """Dropout after the first MLP layer."""
     model_id_dropout: float = 0.1
     """Per-sample probability, in training, of replacing a model's ID with [UNK] (trains the cold-start row)."""
-    group_id_dropout: float = 0.1
-    """The same for the query's group ID."""
+    group_id_dropout: float = 0.5
+    """The same for the query's group ID. Higher than the official 0.1 because every new-dataset query takes the
+    [UNK] path, and only rows without their group ID teach the network to read the description (on the
+    new_dataset validation part: top-weighted tau_w 0.763 at 0.5 against 0.757 at 0.1 after 8 epochs)."""
     context_dropout: float = 0.1
     """The same for the query's task and metric, so their unknown rows are trained for unseen tasks and metrics."""
     embedding_init_std: float = 0.05

@@ -143,7 +143,7 @@ def cold_start(slice_corpus: Corpus, embedder: Embedder) -> tuple[ModelLensRanke
 
 def test_unseen_models_get_the_unk_id_and_keep_their_content(cold_start):
     ranker, _, held = cold_start
-    features = ranker.trained.models.take(torch.as_tensor(held))
+    features = ranker.trained.models.take(torch.tensor(held))
     assert (features.id_index == UNK).all()
     # Different content, different model sides: not one shared [UNK] vector.
     assert len(torch.unique(ranker.side.pre[held], dim=0)) == len(held)
