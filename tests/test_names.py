@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,17 +250,6 @@ def test_real_keys_never_merge_two_orgs(real):
 def test_real_names_collapse_into_fewer_keys(real):
     keys = set(real.names.keys(real.all_names))
     assert len(real.all_names) - len(keys) > 500
-
-
-def test_build_over_the_real_corpus_is_fast(real):
-    start = time.perf_counter()
-    ModelNames.build(real.all_names, real.hf_ids)
-    assert time.perf_counter() - start < 1.0
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# family_of
-# ----------------------------------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
