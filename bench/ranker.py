@@ -31,6 +31,11 @@ from lens.training import LensConfig, train
 QUERIES = 200
 
 
+def _threads_env() -> str:
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return f"OMP_NUM_THREADS={threads} " if threads else ""
+
+
 def _percentiles(seconds: list[float]) -> tuple[float, float]:
     ms = np.array(seconds) * 1000
     return float(np.percentile(ms, 50)), float(np.percentile(ms, 99))
@@ -87,7 +92,7 @@ def main() -> None:
     lines = [
         "# ModelLens ranker: training and recommendation speed",
         "",
-        f"- command: `.venv/bin/python bench/ranker.py {corpus_dir}`",
+        f"- command: `{_threads_env()}.venv/bin/python bench/ranker.py {corpus_dir}`",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         f"- corpus {corpus.fingerprint}: {len(train_part.records):,} training records, "
