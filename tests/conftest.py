@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from lens.corpus import Corpus, load_corpus
 from lens.embeddings import Embedder
@@ -23,6 +24,15 @@ SLICE_FILES = (
     "benchbench.csv.gz",
     "pwc_sota_extractor-squad.csv.gz",
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def one_thread():
+    """Small matrices on shared cores: one torch thread avoids OpenMP oversubscription stalls."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(autouse=True)

@@ -19,15 +19,6 @@ TINY = ModelConfig(id_dim=8, token_dim=8, name_buckets=512, size_dim=4, family_d
                    metric_dim=4, hidden=16)  # fmt: skip
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices on shared cores: one thread avoids OpenMP oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def synthetic(
     n_models: int = 30, n_queries: int = 5, text_dim: int = 12
 ) -> tuple[Vocabulary, ModelFeatures, QueryFeatures]:

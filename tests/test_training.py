@@ -39,15 +39,6 @@ def tiny(**training) -> LensConfig:
     return LensConfig(TINY, TrainConfig(**{"progress": False, **training}))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small matrices on shared cores: one thread avoids OpenMP oversubscription stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class HashEmbedder:
     """A stand-in for `Embedder` with the same `encode`: a fixed random unit vector per text, no encoder."""
 
