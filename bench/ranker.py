@@ -23,10 +23,9 @@ from lens.corpus import load_corpus
 from lens.embeddings import Embedder
 from lens.model import ModelFeatures
 from lens.rankers import Query
-from lens.rankers.modellens import hold_out_benchmarks
 from lens.recommender import Recommender
 from lens.settings import Settings
-from lens.training import LensConfig, train
+from lens.training import LensConfig, hold_out_benchmarks, train
 
 QUERIES = 200
 

@@ -22,11 +22,12 @@ from lens.corpus import Corpus
 from lens.embeddings import Embedder
 from lens.errors import ModelLensError
 from lens.model import ModelFeatures, ModelLens, Vocabulary
+from lens.neighbours import NeighbourIndex
 from lens.training import LensConfig, TrainedModel
 
-FORMAT = 1
+FORMAT = 2
 _MODEL_COLUMNS = ["key", "name", "n_parameters", "license", "family", "size_bucket"]
-_GROUP_COLUMNS = ["key", "source", "task", "dataset", "metric", "higher_is_better", "description", "text"]
+_GROUP_COLUMNS = ["key", "source", "task", "dataset", "metric", "higher_is_better", "description", "text", "trainable"]
 
 
 class BundleError(ModelLensError):
@@ -49,6 +50,23 @@ class Bundle:
     @property
     def encoder(self) -> tuple[str, int]:
         return self.manifest["encoder"], int(self.manifest["encoder_max_tokens"])
+
+    def neighbours(self) -> NeighbourIndex | None:
+        """The index the network reads neighbour evidence from (the trainable groups' records), if it does."""
+        config = self.model.config
+        if not config.uses_evidence:
+            return None
+        trainable = self.groups.index[self.groups["trainable"]]
+        records = self.observations[self.observations["group_id"].isin(trainable)]
+        return NeighbourIndex.from_records(
+            records,
+            self.groups,
+            self.group_vectors,  # row-aligned with self.groups
+            len(self.models),
+            config.neighbours,
+            config.neighbour_temperature,
+            config.neighbour_shrinkage,
+        )
 
 
 def save_bundle(path: Path, trained: TrainedModel, corpus: Corpus, embedder: Embedder, config: LensConfig) -> Path:

@@ -172,9 +172,8 @@ def train_command(
     """Train ModelLens and write a self-contained bundle (safetensors weights, vocabularies, embeddings)."""
     from lens.bundle import save_bundle
     from lens.embeddings import Embedder
-    from lens.rankers.modellens import hold_out_benchmarks
     from lens.splits import SPLITS, Split, make_split
-    from lens.training import LensConfig, train
+    from lens.training import LensConfig, train, train_selected
 
     settings = Settings()
     loaded, _ = _load(corpus, settings)
@@ -182,24 +181,25 @@ def train_command(
     lens_config = LensConfig.from_yaml(config) if config else LensConfig()
     embedder = Embedder(settings.encoder, settings.cache_dir)
     embedder.encode(list(loaded.groups["text"]) + list(loaded.models["text"]), progress=True)
-    if split is None:
-        # Everything trains except a slice of benchmark families that selects the epoch (cold-start-like).
-        train_part, val_part = hold_out_benchmarks(loaded, lens_config.training.validation_fraction, seed)
-    else:
+    started = time.perf_counter()
+    if split is None:  # everything, with the epoch count selected on held-out benchmark families (then a refit)
+        selection, trained = train_selected(loaded, embedder, lens_config, seed)
+        fitted = loaded
+    else:  # a split's train part, selected on its val part
         manifest = make_split(loaded, split, seed) if split in SPLITS else Split.load(Path(split))
         parts = manifest.partition(loaded)
-        train_part, val_part = parts.train, parts.val
-    if not val_part.groups["trainable"].any():
-        logging.getLogger(__name__).warning("no validation group to select on: training exactly max_epochs")
-        val_part = None
-    started = time.perf_counter()
-    trained = train(train_part, val_part, embedder, lens_config, seed)
+        val_part = parts.val if parts.val.groups["trainable"].any() else None
+        if val_part is None:
+            logging.getLogger(__name__).warning("no validation group to select on: training exactly max_epochs")
+        selection = trained = train(parts.train, val_part, embedder, lens_config, seed)
+        fitted = parts.train
     seconds = time.perf_counter() - started
-    save_bundle(out, trained, loaded, embedder, lens_config)
-    best = trained.history[trained.best_epoch - 1]
+    save_bundle(out, trained, fitted, embedder, lens_config)
+    best = selection.history[selection.best_epoch - 1]
+    refit = f", then {len(trained.history)} on everything" if trained is not selection else ""
     console.print(
-        f"trained {len(trained.history)} epochs in {seconds:.0f} s; kept epoch {trained.best_epoch} "
-        f"(val τw {best.val_tau:.3f}); bundle: {out}"
+        f"trained {len(selection.history)} epochs, selected epoch {selection.best_epoch} (val τw {best.val_tau:.3f})"
+        f"{refit} in {seconds:.0f} s; bundle: {out}"
     )
 
 

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lens.names import NUM_SIZE_BUCKETS, UNKNOWN_FAMILY
+from lens.neighbours import EVIDENCE_FEATURES
 
 UNK = 0
 """Index of the [UNK] row in the model, group, task and metric tables."""
@@ -86,18 +87,38 @@ class ModelConfig:
     a few updates per epoch, and N(0, 1) rows barely move from their random init in 25 epochs."""
     temperature: float = 1.0
     """Initial value of the learnable temperature dividing the score."""
+    neighbours: int = 20
+    """Known groups nearest the query that the neighbour evidence reads (`lens.neighbours`)."""
+    neighbour_temperature: float = 0.05
+    """Softmax temperature over the neighbours' description cosine similarities."""
+    neighbour_shrinkage: float = 0.3
+    """Pseudo-weight shrinking a model's neighbour mean z towards 0 when few neighbours observed it."""
+    id_views: bool = True
+    """Learned model and group ID views (off: the "no ID views" ablation, a pure content model)."""
+    text_views: bool = True
+    """Frozen text views: model text, dataset description, and the neighbour evidence retrieved by it (off: the
+    "no text views" ablation)."""
+    evidence_view: bool = True
+    """The per-pair neighbour evidence (off: the published architecture's views only)."""
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.type == "int" and (not isinstance(value, int) or value < 1):
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"ModelConfig.{f.name} must be true or false, got {value!r}")
+            if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"ModelConfig.{f.name} must be a positive integer, got {value!r}")
         for name in ("dropout", "model_id_dropout", "group_id_dropout", "context_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"ModelConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
-        for name in ("embedding_init_std", "temperature"):
+        for name in ("embedding_init_std", "temperature", "neighbour_temperature", "neighbour_shrinkage"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"ModelConfig.{name} must be positive, got {getattr(self, name)!r}")
+
+    @property
+    def uses_evidence(self) -> bool:
+        """Whether the network reads neighbour evidence (retrieved by description, so a text view)."""
+        return self.evidence_view and self.text_views
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -306,30 +327,47 @@ class ModelLens(nn.Module):
     """Score (model, query) pairs: views -> LayerNorm each -> MLP -> pairwise score + prior, and a z head.
 
     ```
-    pre   = W_model [id, name, text, size, family] + W_query [group id, description, task, metric] + b
+    pre   = W_model [id, name, text, size, family] + W_query [group id, description, task, metric]
+            + W_evidence [neighbour evidence, coverage] + b
     h     = ReLU(W2 Dropout(ReLU(pre)) + b2)
     score = (head(h) + prior(size, family)) / max(T, 1e-3)        z = z_head(h)
     ```
+    The ablation switches of `ModelConfig` remove views (and their parameters) from this picture.
     """
 
     def __init__(self, config: ModelConfig, vocab: Vocabulary, text_dim: int):
         super().__init__()
         self.config = config
         c = config
-        self.model_id = nn.Embedding(len(vocab.models) + 1, c.id_dim)
-        self.name = nn.EmbeddingBag(c.name_buckets + 1, c.token_dim, mode="mean", padding_idx=c.name_buckets)
-        self.size = nn.Embedding(NUM_SIZE_BUCKETS, c.size_dim)
-        self.family = nn.Embedding(len(vocab.families), c.family_dim)
-        self.group_id = nn.Embedding(len(vocab.groups) + 1, c.group_id_dim)
-        self.task = nn.Embedding(len(vocab.tasks) + 1, c.task_dim)
-        self.metric = nn.Embedding(len(vocab.metrics) + 1, c.metric_dim)
         model_dims = {"id": c.id_dim, "name": c.token_dim, "text": text_dim, "size": c.size_dim, "family": c.family_dim}
         query_dims = {"id": c.group_id_dim, "description": text_dim, "task": c.task_dim, "metric": c.metric_dim}
+        if not c.id_views:
+            del model_dims["id"], query_dims["id"]
+        if not c.text_views:
+            del model_dims["text"], query_dims["description"]
+        tables = {}
+        if c.id_views:
+            tables["model_id"] = nn.Embedding(len(vocab.models) + 1, c.id_dim)
+            tables["group_id"] = nn.Embedding(len(vocab.groups) + 1, c.group_id_dim)
+        self.name = nn.EmbeddingBag(c.name_buckets + 1, c.token_dim, mode="mean", padding_idx=c.name_buckets)
+        tables.update(
+            size=nn.Embedding(NUM_SIZE_BUCKETS, c.size_dim),
+            family=nn.Embedding(len(vocab.families), c.family_dim),
+            task=nn.Embedding(len(vocab.tasks) + 1, c.task_dim),
+            metric=nn.Embedding(len(vocab.metrics) + 1, c.metric_dim),
+        )
+        for key, table in tables.items():
+            setattr(self, key, table)
         self.model_norms = nn.ModuleDict({k: nn.LayerNorm(d) for k, d in model_dims.items()})
         self.query_norms = nn.ModuleDict({k: nn.LayerNorm(d) for k, d in query_dims.items()})
         # The first layer, split by side; the query part carries the bias, so the model part is a pure projection.
         self.model_in = nn.Linear(sum(model_dims.values()), c.hidden, bias=False)
         self.query_in = nn.Linear(sum(query_dims.values()), c.hidden)
+        if c.uses_evidence:
+            self.evidence_in = nn.Linear(EVIDENCE_FEATURES, c.hidden, bias=False)
+            # A direct path from the neighbour mean to the score: the network starts as a kNN ranker and learns
+            # what to add to it, instead of having to rediscover the kNN score through two ReLU layers.
+            self.evidence_skip = nn.Parameter(torch.tensor(1.0))
         self.dropout = nn.Dropout(c.dropout)
         self.layer2 = nn.Linear(c.hidden, c.hidden)
         self.score_head = nn.Linear(c.hidden, 1)
@@ -338,7 +376,7 @@ class ModelLens(nn.Module):
             nn.Linear(c.size_dim + c.family_dim, c.hidden // 2), nn.ReLU(), nn.Linear(c.hidden // 2, 1)
         )
         self.temperature = nn.Parameter(torch.tensor(float(c.temperature)))
-        for table in (self.model_id, self.name, self.size, self.family, self.group_id, self.task, self.metric):
+        for table in (self.name, *tables.values()):
             nn.init.normal_(table.weight, std=c.embedding_init_std)
         with torch.no_grad():
             self.name.weight[c.name_buckets].zero_()  # the padding row stays zero (and gets no gradient)
@@ -351,28 +389,28 @@ class ModelLens(nn.Module):
 
     def model_views(self, features: ModelFeatures) -> tuple[Tensor, Tensor]:
         """The normalised model views, concatenated, and the (size, family) part the prior reads."""
-        norms = self.model_norms
-        size = norms["size"](self.size(features.size_bucket))
-        family = norms["family"](self.family(features.family))
-        views = [
-            norms["id"](self.model_id(self._drop_ids(features.id_index, self.config.model_id_dropout))),
-            norms["name"](self.name(features.name_tokens)),
-            norms["text"](features.text),
-            size,
-            family,
-        ]
-        return torch.cat(views, dim=1), torch.cat([size, family], dim=1)
+        views = {}
+        if self.config.id_views:
+            views["id"] = self.model_id(self._drop_ids(features.id_index, self.config.model_id_dropout))
+        views["name"] = self.name(features.name_tokens)
+        if self.config.text_views:
+            views["text"] = features.text
+        views["size"] = self.size(features.size_bucket)
+        views["family"] = self.family(features.family)
+        normed = {key: self.model_norms[key](view) for key, view in views.items()}
+        return torch.cat(list(normed.values()), dim=1), torch.cat([normed["size"], normed["family"]], dim=1)
 
     def query_views(self, features: QueryFeatures) -> Tensor:
         """The normalised query views, concatenated."""
-        norms, c = self.query_norms, self.config
-        views = [
-            norms["id"](self.group_id(self._drop_ids(features.id_index, c.group_id_dropout))),
-            norms["description"](features.description),
-            norms["task"](self.task(self._drop_ids(features.task, c.context_dropout))),
-            norms["metric"](self.metric(self._drop_ids(features.metric, c.context_dropout))),
-        ]
-        return torch.cat(views, dim=1)
+        c = self.config
+        views = {}
+        if c.id_views:
+            views["id"] = self.group_id(self._drop_ids(features.id_index, c.group_id_dropout))
+        if c.text_views:
+            views["description"] = features.description
+        views["task"] = self.task(self._drop_ids(features.task, c.context_dropout))
+        views["metric"] = self.metric(self._drop_ids(features.metric, c.context_dropout))
+        return torch.cat([self.query_norms[key](view) for key, view in views.items()], dim=1)
 
     def model_side(self, features: ModelFeatures) -> ModelSide:
         """Per-model work, done once per pool at inference: `[M, hidden]` pre-activations and `[M]` priors."""
@@ -383,19 +421,26 @@ class ModelLens(nn.Module):
         """Per-query work: the query's `[n, hidden]` first-layer contribution, bias included."""
         return self.query_in(self.query_views(features))
 
-    def _hidden(self, pre: Tensor) -> Tensor:
+    def _hidden(self, pre: Tensor, evidence: Tensor | None) -> Tensor:
+        if self.config.uses_evidence:
+            if evidence is None:
+                raise ValueError("this network reads neighbour evidence: pass `[rows, 2]` evidence features")
+            pre = pre + self.evidence_in(evidence)
         return torch.relu(self.layer2(self.dropout(torch.relu(pre))))
 
-    def _score(self, hidden: Tensor, prior: Tensor) -> Tensor:
-        return (self.score_head(hidden).squeeze(-1) + prior) / self.temperature.clamp(min=1e-3)
+    def _score(self, hidden: Tensor, prior: Tensor, evidence: Tensor | None) -> Tensor:
+        score = self.score_head(hidden).squeeze(-1) + prior
+        if self.config.uses_evidence:
+            score = score + self.evidence_skip * evidence[..., 0]
+        return score / self.temperature.clamp(min=1e-3)
 
-    def score_from_parts(self, side: ModelSide, query: Tensor) -> Tensor:
+    def score_from_parts(self, side: ModelSide, query: Tensor, evidence: Tensor | None = None) -> Tensor:
         """Scores of every model in `side` for one query (`[hidden]` or `[1, hidden]`), or row-aligned scores when
-        `query` has one row per model."""
-        return self._score(self._hidden(side.pre + query), side.prior)
+        `query` has one row per model. `evidence` is `[models, 2]` (`lens.neighbours`), if the network reads it."""
+        return self._score(self._hidden(side.pre + query, evidence), side.prior, evidence)
 
-    def forward(self, models: ModelFeatures, queries: QueryFeatures) -> Output:
+    def forward(self, models: ModelFeatures, queries: QueryFeatures, evidence: Tensor | None = None) -> Output:
         """Row-aligned (model, query) pairs: the training path, through the same parts as serving."""
         side = self.model_side(models)
-        hidden = self._hidden(side.pre + self.query_side(queries))
-        return Output(self._score(hidden, side.prior), self.z_head(hidden).squeeze(-1))
+        hidden = self._hidden(side.pre + self.query_side(queries), evidence)
+        return Output(self._score(hidden, side.prior, evidence), self.z_head(hidden).squeeze(-1))

@@ -21,6 +21,7 @@ from lens.bundle import Bundle, load_bundle
 from lens.embeddings import Embedder
 from lens.model import ModelFeatures, QueryFeatures
 from lens.names import ModelNames, family_of, parse_size, size_bucket
+from lens.neighbours import EVIDENCE_FEATURES
 from lens.rankers import Query
 
 EVIDENCE_PER_MODEL = 2
@@ -71,6 +72,7 @@ class Recommender:
         self.index = {key: i for i, key in enumerate(bundle.models["key"])}
         with torch.no_grad():
             self.side = bundle.model.model_side(bundle.pool)
+        self.neighbours = bundle.neighbours()
         obs = bundle.observations
         self.group_row = pd.Series(np.arange(len(bundle.groups)), index=bundle.groups.index)
         ranks = obs.groupby("group_id")["value"].rank(ascending=False, method="min").astype(int)
@@ -89,11 +91,17 @@ class Recommender:
         with torch.no_grad():
             return self.bundle.model.query_side(features), vector[0]
 
+    def _evidence_of_pool(self, query: Query, vector: np.ndarray) -> torch.Tensor | None:
+        if self.neighbours is None:
+            return None
+        return torch.as_tensor(self.neighbours.pool(self.neighbours.weights(vector[None], [query.task]))[0])
+
     def pool_scores(self, query: Query) -> np.ndarray:
         """Scores of every model in the bundle's pool (the fast path)."""
-        q, _ = self._query(query)
+        q, vector = self._query(query)
+        evidence = self._evidence_of_pool(query, vector)
         with torch.no_grad():
-            return self.bundle.model.score_from_parts(self.side, q).numpy()
+            return self.bundle.model.score_from_parts(self.side, q, evidence).numpy()
 
     def rank(self, query: Query, candidates: Sequence[str] | None = None) -> dict[str, float]:
         """`{candidate: score}` for the given names (any spelling; unknown models are cold-start), or the whole pool."""
@@ -122,9 +130,11 @@ class Recommender:
         text = self.embedder.encode([f"{n} | family: {f}" for n, f in zip(names, families, strict=True)])
         features = ModelFeatures.build(table, self.bundle.vocabulary, text, self.bundle.model.config.name_buckets)
         q, _ = self._query(query)
+        # A model the bundle has never seen has no records near any query: zero evidence and zero coverage.
+        evidence = torch.zeros(len(names), EVIDENCE_FEATURES) if self.neighbours is not None else None
         with torch.no_grad():
             side = self.bundle.model.model_side(features)
-            return self.bundle.model.score_from_parts(side, q).numpy()
+            return self.bundle.model.score_from_parts(side, q, evidence).numpy()
 
     def recommend(
         self,

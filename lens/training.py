@@ -18,7 +18,7 @@ import copy
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from lens.corpus import Corpus
 from lens.embeddings import Embedder
 from lens.metrics import wtau_top
 from lens.model import ModelConfig, ModelFeatures, ModelLens, ModelSide, QueryFeatures, Vocabulary, from_mapping
+from lens.neighbours import NeighbourIndex
+from lens.splits import HeldOut
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +134,8 @@ class Batch:
     better: Tensor
     worse: Tensor
     pair_weight: Tensor
+    evidence: Tensor | None = None
+    """`[rows, 2]` neighbour evidence, when the network reads it."""
 
     def __post_init__(self) -> None:
         rows = int(self.lists.sum())
@@ -162,7 +166,7 @@ def ensemble_loss(net: nn.Module, batch: Batch, config: TrainConfig) -> Tensor:
     `net` may be the DDP wrapper. Pairs are scored on the lists' rows, so one forward pass serves both branches:
     DDP sees one forward per backward, and a step costs one row per list item instead of three.
     """
-    out = net(batch.models, batch.queries)
+    out = net(batch.models, batch.queries, batch.evidence)
     scores = torch.zeros(batch.lists.shape, dtype=out.score.dtype).masked_scatter(batch.lists, out.score)
     listwise = list_mle(scores, batch.lists)
     point_list = F.mse_loss(out.z, batch.z)
@@ -180,7 +184,12 @@ def ensemble_loss(net: nn.Module, batch: Batch, config: TrainConfig) -> Tensor:
 
 
 class TrainingRecords:
-    """Trainable records ordered by group, best first within a group, with each group's slice."""
+    """Trainable records ordered by group, best first within a group, with each group's slice.
+
+    `evidence` (set by `train` when the network reads it) holds each record's neighbour evidence, row-aligned.
+    """
+
+    evidence: np.ndarray | None = None
 
     def __init__(self, corpus: Corpus):
         trainable = corpus.groups["trainable"].to_numpy()
@@ -237,6 +246,7 @@ class TrainingRecords:
             better=torch.as_tensor(better),
             worse=torch.as_tensor(worse),
             pair_weight=torch.as_tensor(np.tanh(config.alpha * np.abs(z[better] - z[worse]))),
+            evidence=None if self.evidence is None else torch.as_tensor(self.evidence[rows]),
         )
 
 
@@ -248,16 +258,31 @@ class TrainingRecords:
 class Validation:
     """Held-out groups for checkpoint selection: each group's observed candidates and their true values."""
 
-    def __init__(self, corpus: Corpus, queries: QueryFeatures):
+    def __init__(self, corpus: Corpus, queries: QueryFeatures, neighbours: NeighbourIndex | None = None):
         trainable = corpus.groups["trainable"].to_numpy()
         records = corpus.records[trainable[corpus.records["group_id"].to_numpy()]]
         if records.empty:
             raise ValueError("the validation corpus has no group with two or more models of distinct values")
-        self.groups = [
-            (torch.tensor(part["model_id"].to_numpy()), part["value"].to_numpy())
-            for _, part in records.sort_values(["group_id", "model_id"]).groupby("group_id")
-        ]
-        self.queries = queries.take(torch.as_tensor(np.unique(records["group_id"].to_numpy())))
+        records = records.sort_values(["group_id", "model_id"]).reset_index(drop=True)
+        group_ids = np.unique(records["group_id"].to_numpy())
+        evidence = None
+        if neighbours is not None:
+            weights = neighbours.weights(
+                queries.description[group_ids].numpy(), corpus.groups.loc[group_ids, "task"].to_numpy()
+            )
+            rows = np.searchsorted(group_ids, records["group_id"].to_numpy())
+            evidence = neighbours.pairs(weights, rows, records["model_id"].to_numpy())
+        self.groups = []
+        for _, part in records.groupby("group_id"):
+            positions = part.index.to_numpy()
+            self.groups.append(
+                (
+                    torch.tensor(part["model_id"].to_numpy()),
+                    part["value"].to_numpy(),
+                    None if evidence is None else torch.from_numpy(evidence[positions]),
+                )
+            )
+        self.queries = queries.take(torch.as_tensor(group_ids))
 
     @torch.no_grad()
     def tau(self, model: ModelLens, models: ModelFeatures) -> float:
@@ -265,8 +290,8 @@ class Validation:
         side = model.model_side(models)
         query = model.query_side(self.queries)
         taus, pairs = [], []
-        for row, (candidates, values) in enumerate(self.groups):
-            pred = model.score_from_parts(side.take(candidates), query[row]).numpy()
+        for row, (candidates, values, evidence) in enumerate(self.groups):
+            pred = model.score_from_parts(side.take(candidates), query[row], evidence).numpy()
             taus.append(wtau_top(values, pred.astype(float)))
             pairs.append(len(values) * (len(values) - 1) / 2)
         return float(np.dot(taus, pairs) / np.sum(pairs))
@@ -297,6 +322,14 @@ class TrainedModel:
     history: list[EpochStats]
     best_epoch: int
     """The epoch whose weights `model` holds (1-based)."""
+    neighbours: NeighbourIndex | None = None
+    """The training groups the network reads neighbour evidence from, if it does."""
+
+    def evidence(self, vectors: np.ndarray, tasks: list[str]) -> Tensor | None:
+        """`[queries, models, 2]` neighbour evidence over the pool for embedded queries, if the network reads it."""
+        if self.neighbours is None:
+            return None
+        return torch.as_tensor(self.neighbours.pool(self.neighbours.weights(vectors, tasks)))
 
     @torch.no_grad()
     def model_side(self) -> ModelSide:
@@ -310,6 +343,32 @@ def query_features(corpus: Corpus, vocab: Vocabulary, embedder: Embedder) -> Que
     groups = corpus.groups
     description = embedder.encode(list(groups["text"]))
     return QueryFeatures.build(list(groups["key"]), list(groups["task"]), list(groups["metric"]), description, vocab)
+
+
+def neighbour_index(corpus: Corpus, records, queries: QueryFeatures, config: ModelConfig) -> NeighbourIndex:
+    """The neighbour index over the groups of the training `records`, with their description vectors."""
+    return NeighbourIndex.from_records(
+        records,
+        corpus.groups,
+        queries.description.numpy(),
+        len(corpus.models),
+        config.neighbours,
+        config.neighbour_temperature,
+        config.neighbour_shrinkage,
+    )
+
+
+def training_evidence(
+    corpus: Corpus, records: TrainingRecords, queries: QueryFeatures, neighbours: NeighbourIndex
+) -> np.ndarray:
+    """Each training record's neighbour evidence, its own benchmark family left out: a leaderboard's other metrics
+    and versions would otherwise hand the network the answer, which an unseen dataset never has."""
+    group_ids = np.unique(records.group_id)
+    groups = corpus.groups.loc[group_ids]
+    weights = neighbours.weights(
+        queries.description[group_ids].numpy(), groups["task"].to_numpy(), groups["benchmark"].to_numpy()
+    )
+    return neighbours.pairs(weights, np.searchsorted(group_ids, records.group_id), records.model_id)
 
 
 def train(
@@ -330,7 +389,11 @@ def train(
         train.models, vocab, embedder.encode(list(train.models["text"])), config.model.name_buckets
     )
     queries = query_features(train, vocab, embedder)
-    validation = None if val is None else Validation(val, queries)
+    neighbours = None
+    if config.model.uses_evidence:
+        neighbours = neighbour_index(train, records.frame, queries, config.model)
+        records.evidence = training_evidence(train, records, queries, neighbours)
+    validation = None if val is None else Validation(val, queries, neighbours)
 
     distributed = dist.is_available() and dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -377,4 +440,32 @@ def train(
         best_epoch = len(history)
     else:
         model.load_state_dict(best_state)
-    return TrainedModel(model, vocab, models, history, best_epoch)
+    return TrainedModel(model, vocab, models, history, best_epoch, neighbours)
+
+
+def hold_out_benchmarks(corpus: Corpus, fraction: float, seed: int) -> tuple[Corpus, Corpus]:
+    """`(train, val)`: a seeded `fraction` of the benchmark families with records goes to `val`, at least one."""
+    live = sorted(set(corpus.groups.loc[corpus.groups["n_models"] > 0, "benchmark"]))
+    rng = np.random.default_rng(seed)
+    held = rng.permutation(len(live))[: max(1, round(fraction * len(live)))]
+    mask = HeldOut("benchmark", tuple(sorted(live[i] for i in held))).mask(corpus)
+    return corpus.restrict(~mask), corpus.restrict(mask)
+
+
+def train_selected(
+    corpus: Corpus, embedder: Embedder, config: LensConfig = LensConfig(), seed: int = 2025
+) -> tuple[TrainedModel, TrainedModel]:
+    """Train on all of `corpus` with the epoch count selected on held-out data: `(selection run, final model)`.
+
+    `validation_fraction` of the benchmark families is held out to select the number of epochs: whole families, like
+    the `new_dataset` split, so selection favours what generalises to unseen datasets over what memorises seen ones.
+    With `refit` (the default) the final model then retrains on the whole corpus for that many epochs, same seed: the
+    held-out families are often the only other results of many models (one Open LLM Leaderboard benchmark is a third
+    of some models' records), too much to leave out of the served model. Without it, the final model is the selection.
+    """
+    train_part, val_part = hold_out_benchmarks(corpus, config.training.validation_fraction, seed)
+    selection = train(train_part, val_part, embedder, config, seed)
+    if not config.training.refit:
+        return selection, selection
+    epochs = replace(config.training, max_epochs=selection.best_epoch)
+    return selection, train(corpus, None, embedder, replace(config, training=epochs), seed)

@@ -77,24 +77,30 @@ def test_decomposition_equals_the_forward_pass_and_the_unsplit_first_layer():
     vocab, models, queries = synthetic()
     torch.manual_seed(0)
     model = ModelLens(TINY, vocab, text_dim=12).eval()
+    evidence = torch.randn(len(queries), len(models), 2, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         side = model.model_side(models)
-        parts = torch.stack([model.score_from_parts(side, q) for q in model.query_side(queries)])
+        parts = torch.stack(
+            [model.score_from_parts(side, q, e) for q, e in zip(model.query_side(queries), evidence, strict=True)]
+        )
         rows = torch.arange(len(models))
         forward = torch.stack(
-            [model(models, queries.take(torch.full_like(rows, i))).score for i in range(len(queries))]
+            [model(models, queries.take(torch.full_like(rows, i)), evidence[i]).score for i in range(len(queries))]
         )
-        # The published architecture: one Linear over [model views, query views].
-        first = torch.nn.Linear(model.model_in.in_features + model.query_in.in_features, TINY.hidden)
-        first.weight.copy_(torch.cat([model.model_in.weight, model.query_in.weight], dim=1))
+        # The published architecture: one Linear over [model views, query views] (and the per-pair evidence).
+        inputs = (model.model_in, model.query_in, model.evidence_in)
+        first = torch.nn.Linear(sum(layer.in_features for layer in inputs), TINY.hidden)
+        first.weight.copy_(torch.cat([layer.weight for layer in inputs], dim=1))
         first.bias.copy_(model.query_in.bias)
         model_views, structure = model.model_views(models)
         prior = model.prior(structure).squeeze(1)
         unsplit = []
         for i in range(len(queries)):
             query_views = model.query_views(queries.take(torch.full_like(rows, i)))
-            hidden = torch.relu(model.layer2(torch.relu(first(torch.cat([model_views, query_views], dim=1)))))
-            unsplit.append((model.score_head(hidden).squeeze(1) + prior) / model.temperature)
+            pre = first(torch.cat([model_views, query_views, evidence[i]], dim=1))
+            hidden = torch.relu(model.layer2(torch.relu(pre)))
+            skip = model.evidence_skip * evidence[i, :, 0]
+            unsplit.append((model.score_head(hidden).squeeze(1) + prior + skip) / model.temperature)
     assert parts.shape == (len(queries), len(models))
     torch.testing.assert_close(parts, forward, atol=1e-5, rtol=0)
     torch.testing.assert_close(parts, torch.stack(unsplit), atol=1e-5, rtol=0)
@@ -105,11 +111,38 @@ def test_id_dropout_replaces_ids_only_in_training():
     torch.manual_seed(0)
     model = ModelLens(dataclasses.replace(TINY, model_id_dropout=0.5), vocab, text_dim=12)
     rows = torch.zeros(len(models), dtype=torch.long)
+    evidence = torch.zeros(len(models), 2)
     model.eval()
-    assert torch.equal(model(models, queries.take(rows)).score, model(models, queries.take(rows)).score)
+    assert torch.equal(
+        model(models, queries.take(rows), evidence).score, model(models, queries.take(rows), evidence).score
+    )
     model.train()
     model.dropout.p = 0.0  # isolate ID dropout from ordinary dropout
-    assert not torch.equal(model(models, queries.take(rows)).score, model(models, queries.take(rows)).score)
+    assert not torch.equal(
+        model(models, queries.take(rows), evidence).score, model(models, queries.take(rows), evidence).score
+    )
+
+
+@pytest.mark.parametrize(
+    ("switch", "absent"),
+    [("id_views", ["model_id", "group_id"]), ("text_views", ["evidence_in"]), ("evidence_view", ["evidence_in"])],
+)
+def test_ablation_switches_remove_views_and_their_parameters(switch: str, absent: list[str]):
+    vocab, models, queries = synthetic()
+    full = ModelLens(TINY, vocab, text_dim=12)
+    ablated = ModelLens(dataclasses.replace(TINY, **{switch: False}), vocab, text_dim=12).eval()
+    names = {name.split(".")[0] for name, _ in ablated.named_parameters()}
+    assert not names & set(absent)
+    assert (
+        ablated.model_in.in_features + ablated.query_in.in_features
+        < (full.model_in.in_features + full.query_in.in_features)
+        or switch == "evidence_view"
+    )
+    rows = torch.zeros(len(models), dtype=torch.long)
+    evidence = torch.zeros(len(models), 2) if ablated.config.uses_evidence else None  # not needed once switched off
+    with torch.no_grad():
+        scores = ablated(models, queries.take(rows), evidence).score
+    assert torch.isfinite(scores).all()
 
 
 # ----------------------------------------------------------------------------------------------------------------------

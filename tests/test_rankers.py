@@ -86,6 +86,17 @@ def test_cold_start_models_inherit_their_family_and_size_cell(context: Context, 
     assert result["wtau_top"] > 0.2
 
 
+def test_models_of_an_unseen_family_are_ranked_by_size(context: Context, slice_corpus: Corpus):
+    parts = make_split(slice_corpus, "family", seed=2025).partition(slice_corpus)
+    unseen = parts.test.records["model_id"].unique()
+    assert not parts.train.records["model_id"].isin(unseen).any()
+    buckets = parts.test.models["size_bucket"].to_numpy()[unseen]
+    for name in ("global-mean", "task-mean", "dataset-knn"):
+        ranker = make_ranker(name, context).fit(parts.train)
+        scores = ranker.score(Query.for_group(parts.test.groups, int(parts.test.records["group_id"].iloc[0])), unseen)
+        assert len(np.unique(scores)) == len(np.unique(buckets)) > 1, name  # one level per size bucket
+
+
 def test_completion_baselines_use_the_observed_rest_of_the_group(context: Context, slice_corpus: Corpus):
     parts = make_split(slice_corpus, "completion", seed=2025).partition(slice_corpus)
     knn = evaluate(make_ranker("dataset-knn", context), parts, "completion").metrics

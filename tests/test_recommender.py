@@ -44,8 +44,11 @@ def test_reloaded_bundle_scores_exactly_like_the_plain_forward_pass(recommender:
     vector = recommender.embedder.encode([ASR.text])
     query = QueryFeatures.build([ASR.group], [ASR.task], [ASR.metric], vector, bundle.vocabulary)
     rows = torch.arange(0, len(bundle.pool), 97)
+    index = recommender.neighbours
+    evidence = torch.as_tensor(index.pool(index.weights(vector, [ASR.task]))[0])[rows]
     with torch.no_grad():
-        plain = bundle.model(bundle.pool.take(rows), query.take(torch.zeros(len(rows), dtype=torch.long))).score
+        plain = bundle.model(bundle.pool.take(rows), query.take(torch.zeros(len(rows), dtype=torch.long)), evidence)
+        plain = plain.score
     assert np.allclose(recommender.pool_scores(ASR)[rows.numpy()], plain.numpy(), atol=1e-5)
 
 

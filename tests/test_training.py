@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import socket
 from pathlib import Path
@@ -16,7 +17,7 @@ from lens.embeddings import Embedder, text_hash
 from lens.evaluate import evaluate
 from lens.model import ModelConfig, ModelFeatures, ModelLens, Output, QueryFeatures, Vocabulary
 from lens.rankers import Context, make_ranker
-from lens.rankers.modellens import ModelLensRanker, hold_out_benchmarks
+from lens.rankers.modellens import ModelLensRanker
 from lens.settings import PROJECT_ROOT
 from lens.splits import make_split
 from lens.training import (
@@ -26,6 +27,7 @@ from lens.training import (
     TrainingRecords,
     Validation,
     ensemble_loss,
+    hold_out_benchmarks,
     list_mle,
     query_features,
     train,
@@ -99,7 +101,7 @@ class FixedOutput(nn.Module):
         super().__init__()
         self.output = Output(score, z)
 
-    def forward(self, models, queries) -> Output:
+    def forward(self, models, queries, evidence=None) -> Output:
         return self.output
 
 
@@ -139,16 +141,18 @@ def test_an_epoch_lists_every_record_once_best_first_and_pairs_are_weighted_by_z
     torch.testing.assert_close(batch.pair_weight, expected.to(batch.pair_weight.dtype))
 
 
-def test_every_parameter_gets_a_gradient_in_a_training_step():
+@pytest.mark.parametrize("ablation", [{}, {"id_views": False}, {"text_views": False}, {"evidence_view": False}])
+def test_every_parameter_gets_a_gradient_in_a_training_step(ablation: dict):
     corpus = toy_corpus()
     records = TrainingRecords(corpus)
+    records.evidence = np.random.default_rng(1).normal(size=(len(records.frame), 2)).astype(np.float32)
     vocab = Vocabulary.build(records.frame, corpus.groups, corpus.models)
     embedder = HashEmbedder()
     models = ModelFeatures.build(corpus.models, vocab, embedder.encode(list(corpus.models["text"])), 512)
     rng = np.random.default_rng(0)
     batch = records.batch(models, query_features(corpus, vocab, embedder), records.lists(rng, 64), rng, TrainConfig())
     torch.manual_seed(0)
-    model = ModelLens(TINY, vocab, text_dim=8).train()
+    model = ModelLens(dataclasses.replace(TINY, **ablation), vocab, text_dim=8).train()
     ensemble_loss(model, batch, TrainConfig()).backward()
     dead = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert dead == []
@@ -184,7 +188,8 @@ def test_early_stopping_keeps_the_best_validation_epoch(toy_parts):
     assert trained.best_epoch == int(np.argmax(taus)) + 1 > 1
     assert len(taus) == trained.best_epoch + 3  # stopped after `patience` epochs without improvement
     queries = query_features(train_part, trained.vocabulary, HashEmbedder())
-    assert math.isclose(Validation(val_part, queries).tau(trained.model, trained.models), max(taus), abs_tol=1e-9)
+    validation = Validation(val_part, queries, trained.neighbours)
+    assert math.isclose(validation.tau(trained.model, trained.models), max(taus), abs_tol=1e-9)
 
 
 def test_without_validation_it_runs_exactly_max_epochs(toy_parts):
@@ -243,7 +248,9 @@ def _ddp_worker(rank: int, world: int, port: int, out: Path) -> None:
         vocab, models, queries = _synthetic_rows(12, seed=rank)  # different data on each rank
         lists = torch.ones(3, 4, dtype=torch.bool)
         z = torch.randn(12, generator=torch.Generator().manual_seed(rank))
-        batch = Batch(models, queries, lists, z, torch.tensor([0, 4, 8]), torch.tensor([3, 7, 11]), torch.ones(3))
+        evidence = torch.randn(12, 2, generator=torch.Generator().manual_seed(10 + rank))
+        pairs = (torch.tensor([0, 4, 8]), torch.tensor([3, 7, 11]), torch.ones(3))
+        batch = Batch(models, queries, lists, z, *pairs, evidence)
         gradients = {}
         for wrapped in (True, False):
             torch.manual_seed(0)  # the same initial weights on both ranks

@@ -1,14 +1,11 @@
 """The ModelLens ranker: the trained network behind the common `Ranker` interface.
 
-`fit` trains on the corpus it is given. The evaluation harness passes only the training part of a split and has no
-validation hook, so `fit` holds out `validation_fraction` of the corpus's benchmark families to select the number of
-epochs: whole families, like the `new_dataset` split, so selection favours what generalises to unseen datasets rather
-than what memorises seen ones. With `refit` (the default) it then retrains on the whole corpus for that many epochs,
-same seed: the held-out families are often the only other results of many models (one Open LLM Leaderboard
-benchmark is a third of some models' records), too much to leave out of the served model.
+`fit` trains on the corpus it is given, as `modellens train` does without a split (`lens.training.train_selected`:
+epochs selected on held-out benchmark families, then a refit on everything).
 
 `score` precomputes the model side of the network once for the whole pool (`corpus.models`: cold-start models get
-the [UNK] ID and their real content) and does per query only the query side and the cheap rest of the MLP.
+the [UNK] ID and their real content) and does per query only the query side, the neighbour evidence and the cheap
+rest of the MLP.
 """
 
 from __future__ import annotations
@@ -21,17 +18,7 @@ import torch
 from lens.corpus import Corpus
 from lens.model import QueryFeatures
 from lens.rankers import Context, Query, Ranker, register
-from lens.splits import HeldOut
-from lens.training import LensConfig, TrainedModel, train
-
-
-def hold_out_benchmarks(corpus: Corpus, fraction: float, seed: int) -> tuple[Corpus, Corpus]:
-    """`(train, val)`: a seeded `fraction` of the benchmark families with records goes to `val`, at least one."""
-    live = sorted(set(corpus.groups.loc[corpus.groups["n_models"] > 0, "benchmark"]))
-    rng = np.random.default_rng(seed)
-    held = rng.permutation(len(live))[: max(1, round(fraction * len(live)))]
-    mask = HeldOut("benchmark", tuple(sorted(live[i] for i in held))).mask(corpus)
-    return corpus.restrict(~mask), corpus.restrict(mask)
+from lens.training import LensConfig, train_selected
 
 
 @register("modellens", aliases=("ModelLens", "lens"))
@@ -43,13 +30,7 @@ class ModelLensRanker(Ranker):
         self.config = config or LensConfig()
 
     def fit(self, corpus: Corpus) -> ModelLensRanker:
-        seed, embedder, training = self.context.seed, self.context.embedder, self.config.training
-        train_part, val_part = hold_out_benchmarks(corpus, training.validation_fraction, seed)
-        self.selection: TrainedModel = train(train_part, val_part, embedder, self.config, seed)
-        self.trained = self.selection
-        if training.refit:
-            epochs = replace(training, max_epochs=self.selection.best_epoch)
-            self.trained = train(corpus, None, embedder, replace(self.config, training=epochs), seed)
+        self.selection, self.trained = train_selected(corpus, self.context.embedder, self.config, self.context.seed)
         self.side = self.trained.model_side()
         return self
 
@@ -58,5 +39,26 @@ class ModelLensRanker(Ranker):
         model = self.trained.model
         vector = self.context.embedder.encode([query.text])
         features = QueryFeatures.build([query.group], [query.task], [query.metric], vector, self.trained.vocabulary)
-        scores = model.score_from_parts(self.side, model.query_side(features))
+        evidence = self.trained.evidence(vector, [query.task])
+        scores = model.score_from_parts(
+            self.side, model.query_side(features), None if evidence is None else evidence[0]
+        )
         return scores.numpy()[candidates]
+
+
+def _ablation(name: str, **switches: bool) -> type[ModelLensRanker]:
+    """A registered ModelLens variant with some views switched off (`ModelConfig.id_views` and friends)."""
+
+    class Ablation(ModelLensRanker):
+        def __init__(self, context: Context, config: LensConfig | None = None):
+            config = config or LensConfig()
+            super().__init__(context, replace(config, model=replace(config.model, **switches)))
+
+    Ablation.__name__ = Ablation.__qualname__ = "ModelLens_" + "_".join(f"{k}_off" for k in switches)
+    Ablation.__doc__ = f"ModelLens without {', '.join(switches)} (an ablation of the quality table)."
+    return register(name)(Ablation)
+
+
+_ablation("modellens-no-text", text_views=False)
+_ablation("modellens-no-ids", id_views=False)
+_ablation("modellens-no-evidence", evidence_view=False)

@@ -1,7 +1,8 @@
 """Rankers from counting and averaging training records: random, popularity, global and task-conditional mean z.
 
 Means are shrunk towards a prior with `kappa` pseudo-observations (spec 8), and cold-start models back off through
-their (family, size bucket) cell to their family, so a new Qwen-7B inherits what 7B-class Qwens did.
+their (family, size bucket) cell to their family and then to their size bucket, so a new Qwen-7B inherits what
+7B-class Qwens did, and a 7B model of a family never seen in training what 7B models did.
 """
 
 from __future__ import annotations
@@ -29,28 +30,33 @@ def _trainable_records(corpus: Corpus) -> pd.DataFrame:
 
 
 class _ModelPriors:
-    """Per-model z sums and counts, with family and (family, size) cell backoff for models without records."""
+    """Per-model z sums and counts, with (family, size) cell -> family -> size backoff for models without records."""
 
     def __init__(self, corpus: Corpus, records: pd.DataFrame):
         models = corpus.models
         self.n_models = len(models)
         self.family = pd.factorize(models["family"])[0]
         self.cell = pd.factorize(models["family"] + "#" + models["size_bucket"].astype(str))[0]
+        self.size = models["size_bucket"].to_numpy(dtype=int)
         self.cell_family = np.zeros(self.cell.max() + 1, dtype=int)
         self.cell_family[self.cell] = self.family
+        self.cell_size = np.zeros(self.cell.max() + 1, dtype=int)
+        self.cell_size[self.cell] = self.size
         ids, z = records["model_id"].to_numpy(), records["z"].to_numpy()
         self.total = np.bincount(ids, weights=z, minlength=self.n_models)
         self.count = np.bincount(ids, minlength=self.n_models).astype(float)
 
     def prior(self, total: np.ndarray, count: np.ndarray, fallback: np.ndarray | float = 0.0) -> np.ndarray:
-        """Per-model prior from per-model sums: the cell mean, shrunk to the family mean, shrunk to `fallback`."""
-        fam_total = np.bincount(self.family, weights=total)
-        fam_count = np.bincount(self.family, weights=count)
-        fam_fallback = fallback if np.isscalar(fallback) else _mean_by(self.family, fallback)
-        family = shrunk(fam_total, fam_count, fam_fallback)
-        cell = shrunk(
-            np.bincount(self.cell, weights=total), np.bincount(self.cell, weights=count), family[self.cell_family]
+        """Per-model prior from per-model sums: the cell mean, shrunk to the family mean, shrunk to the size-bucket
+        mean, shrunk to `fallback`. A family never seen in training so still ranks its models by size."""
+        size_fallback = fallback if np.isscalar(fallback) else _mean_by(self.size, fallback)
+        size = shrunk(_sum_by(self.size, total), _sum_by(self.size, count), size_fallback)
+        family = shrunk(
+            _sum_by(self.family, total)[self.cell_family],
+            _sum_by(self.family, count)[self.cell_family],
+            size[self.cell_size],
         )
+        cell = shrunk(_sum_by(self.cell, total), _sum_by(self.cell, count), family)
         return cell[self.cell]
 
     def global_mean(self) -> np.ndarray:
@@ -58,8 +64,12 @@ class _ModelPriors:
         return shrunk(self.total, self.count, self.prior(self.total, self.count))
 
 
+def _sum_by(index: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return np.bincount(index, weights=values)
+
+
 def _mean_by(index: np.ndarray, values: np.ndarray) -> np.ndarray:
-    return np.bincount(index, weights=values) / np.maximum(np.bincount(index), 1)
+    return _sum_by(index, values) / np.maximum(np.bincount(index), 1)
 
 
 @register("random", aliases=("rand",))
