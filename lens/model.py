@@ -421,15 +421,20 @@ class ModelLens(nn.Module):
         """Per-query work: the query's `[n, hidden]` first-layer contribution, bias included."""
         return self.query_in(self.query_views(features))
 
-    def _hidden(self, pre: Tensor, evidence: Tensor | None) -> Tensor:
+    def _hidden(self, model_pre: Tensor, query: Tensor, evidence: Tensor | None) -> Tensor:
+        """Both MLP layers. Fused and in place on tensors created here: at 50K models each extra `[M, hidden]` pass
+        costs as much as the second layer's matmul, and this is the whole per-query cost of serving."""
         if self.config.uses_evidence:
             if evidence is None:
                 raise ValueError("this network reads neighbour evidence: pass `[rows, 2]` evidence features")
-            pre = pre + self.evidence_in(evidence)
-        return torch.relu(self.layer2(self.dropout(torch.relu(pre))))
+            pre = torch.addmm(model_pre, evidence, self.evidence_in.weight.T).add_(query)
+        else:
+            pre = model_pre + query
+        hidden = self.dropout(pre.relu_())
+        return torch.addmm(self.layer2.bias, hidden, self.layer2.weight.T).relu_()
 
     def _score(self, hidden: Tensor, prior: Tensor, evidence: Tensor | None) -> Tensor:
-        score = self.score_head(hidden).squeeze(-1) + prior
+        score = torch.addmv(prior, hidden, self.score_head.weight[0]).add_(self.score_head.bias)
         if self.config.uses_evidence:
             score = score + self.evidence_skip * evidence[..., 0]
         return score / self.temperature.clamp(min=1e-3)
@@ -437,10 +442,10 @@ class ModelLens(nn.Module):
     def score_from_parts(self, side: ModelSide, query: Tensor, evidence: Tensor | None = None) -> Tensor:
         """Scores of every model in `side` for one query (`[hidden]` or `[1, hidden]`), or row-aligned scores when
         `query` has one row per model. `evidence` is `[models, 2]` (`lens.neighbours`), if the network reads it."""
-        return self._score(self._hidden(side.pre + query, evidence), side.prior, evidence)
+        return self._score(self._hidden(side.pre, query, evidence), side.prior, evidence)
 
     def forward(self, models: ModelFeatures, queries: QueryFeatures, evidence: Tensor | None = None) -> Output:
         """Row-aligned (model, query) pairs: the training path, through the same parts as serving."""
         side = self.model_side(models)
-        hidden = self._hidden(side.pre + self.query_side(queries), evidence)
+        hidden = self._hidden(side.pre, self.query_side(queries), evidence)
         return Output(self._score(hidden, side.prior, evidence), self.z_head(hidden).squeeze(-1))
