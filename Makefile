@@ -8,7 +8,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test check style bench lock clean
+.PHONY: setup test check style bench ui lock clean
 
 setup: $(VENV)/.installed
 
@@ -29,15 +29,21 @@ style: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Load speed, ranker training time and latency, the quality of every ranker on all four splits of the full corpus,
-# and the ModelLens ablations on held-out datasets: writes bench/results/. One torch thread: 2 cores, shared.
+# Load speed, ingest + validate speed, ranker training time and latency, the quality of every ranker on all four
+# splits of the full corpus, and the ModelLens ablations on held-out datasets: writes bench/results/. One torch
+# thread: 2 cores, shared.
 RANKERS := random,popularity,global-mean,task-mean,text-nn,dataset-knn,matrix-factorisation,lambdarank,modellens
 bench: export OMP_NUM_THREADS := 1
 bench: setup
 	$(BIN)/python bench/corpus_load.py
+	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/ranker.py
 	$(BIN)/modellens evaluate --split all --rankers $(RANKERS)
 	$(BIN)/modellens evaluate --split new_dataset --rankers modellens-no-text,modellens-no-ids,modellens-no-evidence
+
+# The MLflow UI on 127.0.0.1:5000 over $MODELLENS_HOME's runs and registry: one worker, no job runner (STACK_NOTES).
+ui: setup
+	$(BIN)/modellens ui
 
 # Re-pin the lock file from the current environment (torch stays at the exact CPU release).
 lock: setup

@@ -1,10 +1,12 @@
-"""The `modellens` command line: inspect the corpus, make splits, embed texts, evaluate rankers."""
+"""The `modellens` command line: ingest and inspect data, make splits, embed texts, evaluate, train and rank."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
+import re
 import shlex
 import sys
 import time
@@ -29,8 +31,14 @@ app = typer.Typer(
 console = Console()
 
 CorpusOption = Annotated[
-    Path | None, typer.Option("--corpus", help="Corpus directory (default: $MODELLENS_CORPUS or ../shared/corpus).")
+    Path | None,
+    typer.Option(
+        "--corpus",
+        help="Corpus directory, store snapshot or store (default: the store's current snapshot if any, else "
+        "$MODELLENS_CORPUS or ../shared/corpus).",
+    ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 SeedOption = Annotated[int | None, typer.Option("--seed", help="Split and ranker seed (default: settings.seed).")]
 
 
@@ -41,13 +49,26 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at D
         format="%(message)s",
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
     )
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO is internal chatter
+
+
+def _corpus_path(corpus: Path | None, settings: Settings) -> Path:
+    """`--corpus` if given, else the record store's current snapshot, else the raw corpus folder."""
+    from lens.store import Store
+
+    if corpus is not None:
+        return corpus
+    store = Store(settings.store_dir)
+    return store.current_dir() if store.current() else settings.corpus
 
 
 def _load(corpus: Path | None, settings: Settings):
     from lens.corpus import load_corpus
 
+    path = _corpus_path(corpus, settings)
+    logging.getLogger(__name__).info("corpus: %s", path)
     started = time.perf_counter()
-    loaded = load_corpus(corpus or settings.corpus)
+    loaded = load_corpus(path)
     return loaded, time.perf_counter() - started
 
 
@@ -56,7 +77,7 @@ def corpus_info(corpus: CorpusOption = None) -> None:
     """Load and normalise a corpus, and print what it holds."""
     settings = Settings()
     loaded, seconds = _load(corpus, settings)
-    table = Table(title=f"corpus {corpus or settings.corpus} ({loaded.fingerprint})")
+    table = Table(title=f"corpus {_corpus_path(corpus, settings)} ({loaded.fingerprint})")
     table.add_column("what")
     table.add_column("count", justify="right")
     for key, value in loaded.summary().items():
@@ -214,7 +235,6 @@ def rank_command(
     out: Annotated[Path, typer.Option(help="JSONL output: {id, scores: {model: score}} per query.")],
 ) -> None:
     """Batch ranking: score candidates (default: every known model) for each query in a JSONL file."""
-    import json
 
     from lens.recommender import Recommender
 
@@ -265,7 +285,6 @@ def recommend_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Recommend the top-k known models for a dataset, with the evidence behind each."""
-    import json
 
     from lens.recommender import Recommender
 
@@ -298,7 +317,6 @@ def pool_command(
     family: FamilyOption = None,
 ) -> None:
     """The top-K candidate pool for a router, as JSON."""
-    import json
 
     from lens.recommender import Recommender
 
@@ -306,6 +324,155 @@ def pool_command(
     query = _query(dataset, description, task, metric)
     picks = recommender.recommend(query, k, max_params, license or (), family or ())
     print(json.dumps({"query": query.text, "pool": [{"model": p.model, "score": p.score} for p in picks]}))
+
+
+@app.command("ingest")
+def ingest_command(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Files or folders in the shared or public corpus layout (default: the settings' sources)."),
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source", help="A registered source to read (repeatable): local, hf-corpus, hf-leaderboards, hf-models."
+        ),
+    ] = None,
+    strict: Annotated[bool, typer.Option(help="Stop the whole ingest if any file is unreadable.")] = False,
+    accept_batch_failures: Annotated[
+        bool, typer.Option(help="Publish even when batch-level checks fail (after reviewing the validation summary).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Take new leaderboard files into the record store as a new snapshot; files ingested before are skipped."""
+    from lens.ingest import ingest
+    from lens.sources import make_source
+    from lens.sources.local import LocalSource
+
+    settings = Settings()
+    sources = [LocalSource(tuple(paths))] if paths else []
+    sources += [make_source(name, settings) for name in source or ()]
+    sources = sources or [make_source(name, settings) for name in settings.sources]
+    report = ingest(
+        sources, settings=settings, strict=strict, accept_batch_failures=accept_batch_failures, progress=not as_json
+    )
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=1))
+    else:
+        done = f"snapshot {report.snapshot} published" if report.outcome == "published" else "nothing new"
+        table = Table(title=f"ingest {report.id}: {done} ({report.seconds:.1f} s)")
+        table.add_column("rows")
+        for name in report.counts:
+            table.add_column(name, justify="right")
+        for field in (
+            "rows_in",
+            "added",
+            "updated",
+            "unchanged",
+            "duplicates",
+            "superseded",
+            "quarantined",
+            "resolved",
+        ):
+            table.add_row(field.replace("_", " "), *(f"{getattr(c, field):,}" for c in report.counts.values()))
+        console.print(table)
+        console.print(f"{len(report.files)} new file(s); current snapshot: {report.snapshot or '(none)'}")
+        if report.validation:
+            console.print(f"validation: {report.validation.with_suffix('.md')}")
+    for failed in report.failed_files:
+        Console(stderr=True).print(f"[red]unreadable:[/] {failed.error}")
+    if report.failed_files:
+        raise typer.Exit(1)
+
+
+@app.command("validate")
+def validate_command(
+    snapshot: Annotated[str | None, typer.Option(help="Snapshot id (default: the current one).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the expectation suites on a stored snapshot, and the batch checks against its parent."""
+    from lens.ingest import validate_snapshot
+
+    report, path = validate_snapshot(snapshot=snapshot)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=1, default=str))
+    else:
+        console.print(report.summary())
+        console.print(f"result: {path}")
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+data_app = typer.Typer(help="Inspect the record store: its current snapshot and the quarantine.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("status")
+def status_command(as_json: JsonOption = False) -> None:
+    """The current snapshot, its record/model/dataset counts, quarantine counts by reason, and the last ingest."""
+    from lens.store import Store
+
+    status = Store(Settings().store_dir).status()
+    if as_json:
+        print(json.dumps(status, indent=1))
+        return
+    table = Table(title=f"record store {status['store']}")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("current snapshot", status["snapshot"] or "(none: run `modellens ingest`)")
+    for name in ("snapshots", "records", "models", "datasets", "model_metadata", "dataset_metadata", "history"):
+        table.add_row(name.replace("_", " "), f"{status[name]:,}")
+    table.add_row("quarantined", f"{status['quarantined']:,}")
+    for entry in status["quarantine_by_reason"]:
+        table.add_row(f"  {entry['table']}: {entry['reason']}", f"{entry['rows']:,}")
+    last = status["last_ingest"]
+    if last:
+        table.add_row("last ingest", f"{last['started_at']} {last['outcome']}")
+        for failed in last["unreadable_files"]:
+            table.add_row("  unreadable", failed["error"])
+    console.print(table)
+
+
+@data_app.command("quarantine")
+def quarantine_command(
+    as_json: JsonOption = False,
+    include_resolved: Annotated[bool, typer.Option("--all", help="Include entries a later ingest resolved.")] = False,
+    export: Annotated[
+        Path | None, typer.Option(help="Write the open quarantine to this folder, to fix and `modellens ingest` again.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows shown in the table (JSON lists all).")] = 50,
+) -> None:
+    """The quarantined rows with their reasons (and where each came from)."""
+    from lens.ingest import export_quarantine
+    from lens.store import Store
+
+    store = Store(Settings().store_dir)
+    entries = store.quarantine(include_resolved=include_resolved)
+    if export is not None:
+        for path in export_quarantine(export, store):
+            console.print(f"wrote {path}")
+        console.print(f"fix the rows, then: modellens ingest {export}")
+        return
+    if as_json:
+        rows = entries.drop(columns="data").assign(data=[json.loads(d) for d in entries["data"]])
+        print(rows.to_json(orient="records", indent=1, date_format="iso", force_ascii=False))
+        return
+    console.print(f"{len(entries):,} quarantined row(s) in snapshot {store.current() or '(none)'}", markup=False)
+    shown = entries.head(limit)
+    for (table, reason), group in shown.groupby(["table", "reason"], sort=False):
+        console.print(f"\n{table}: {reason}", style="bold", markup=False)
+        for entry in group.itertuples():
+            console.print(
+                f"  {Path(entry.origin).name}:{entry.row}  {_printable(entry.key)}", markup=False, highlight=False
+            )
+    if len(entries) > limit:
+        console.print(f"\n... {len(entries) - limit:,} more (--limit, or --json for all)")
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Quarantined names as safe terminal text: control characters escaped (no stray ANSI codes), long ones cut."""
+    escaped = re.sub(r"[\x00-\x1f\x7f]", lambda m: f"\\x{ord(m.group()):02x}", text)
+    return escaped if len(escaped) <= limit else f"{escaped[:limit]}... ({len(text):,} characters)"
 
 
 def run() -> None:

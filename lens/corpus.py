@@ -1,9 +1,10 @@
 """The leaderboard corpus: typed records in, one normalised table of (group, model, value, z) out.
 
-Two layouts load: the shared corpus layout (`records/*.csv[.gz]|*.parquet`, `datasets.csv`, `models.csv.gz`) and the
-public ModelLens corpus layout (`data.csv` with `task, dataset, model, metric, value, dataset_desp` plus its JSON vocab
-files). Rows that cannot be used (missing fields, non-numeric or non-finite values) are kept in `Corpus.rejected`
-with a reason: nothing is dropped silently.
+Three layouts load: a record-store snapshot (`manifest.json` + Parquet tables, written by `modellens ingest`; a store
+directory opens its current snapshot), the shared corpus layout (`records/*.csv[.gz]|*.parquet`, `datasets.csv`,
+`models.csv.gz`) and the public ModelLens corpus layout (`data.csv` with `task, dataset, model, metric, value,
+dataset_desp` plus its JSON vocab files). Rows that cannot be used (missing fields, non-numeric or non-finite values;
+in a snapshot: its open quarantine) are kept in `Corpus.rejected` with a reason: nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -34,6 +35,20 @@ from lens.normalise import (
 log = logging.getLogger(__name__)
 
 RECORD_COLUMNS = ("source", "task", "dataset", "model", "metric", "value", "higher_is_better")
+DATASET_COLUMNS = ("source", "task", "dataset", "description_origin", "description")
+MODEL_COLUMNS = (
+    "model",
+    "n_parameters",
+    "architecture",
+    "license",
+    "release_date",
+    "open_weights",
+    "hf_id",
+    "meta_source",
+    "model_description",
+    "family",
+)
+SNAPSHOT_LAYOUT = "modellens-snapshot"
 PUBLIC_COLUMNS = ("task", "dataset", "model", "metric", "value", "dataset_desp")
 PUBLIC_SOURCE = "modellens-corpus"
 _RECORD_SUFFIXES = (".csv", ".csv.gz", ".parquet")
@@ -131,9 +146,15 @@ def _asdict(record: Record) -> dict[str, object]:
 
 
 def load_corpus(path: Path | str) -> Corpus:
-    """Load and normalise a corpus directory in either supported layout."""
+    """Load and normalise a corpus directory in any supported layout (a store directory opens its current snapshot)."""
     root = Path(path)
-    if (root / "records").is_dir():
+    if (root / "catalog.sqlite").is_file():
+        from lens.store import Store  # the store imports this module's schemas
+
+        root = Store(root).current_dir()
+    if (root / "manifest.json").is_file():
+        raw, rejected, descriptions, meta = _read_snapshot(root)
+    elif (root / "records").is_dir():
         raw, rejected = _read_record_files(root / "records")
         descriptions = _read_descriptions(root / "datasets.csv")
         meta = _read_model_meta(root / "models.csv.gz")
@@ -141,7 +162,9 @@ def load_corpus(path: Path | str) -> Corpus:
         raw, rejected, descriptions, meta = _read_public_layout(root)
     else:
         raise CorpusError(
-            "not a corpus directory: expected records/ (shared layout) or data.csv (public ModelLens layout)", root
+            "not a corpus directory: expected records/ (shared layout), data.csv (public ModelLens layout), "
+            "manifest.json (a store snapshot) or catalog.sqlite (a record store)",
+            root,
         )
     return build_corpus(raw, descriptions, meta, rejected)
 
@@ -206,13 +229,15 @@ def _read_descriptions(path: Path) -> pd.DataFrame:
     return table[["source", "task", "dataset", "description"]].fillna({"description": ""})
 
 
+_META_COLUMNS = ["model", "n_parameters", "architecture", "license", "hf_id", "model_description", "family"]
+
+
 def _read_model_meta(path: Path) -> pd.DataFrame:
-    columns = ["model", "n_parameters", "architecture", "license", "hf_id", "model_description", "family"]
     if not path.is_file():
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=_META_COLUMNS)
     table = _read_table(path)
     table["family"] = None
-    return table.reindex(columns=columns)
+    return table.reindex(columns=_META_COLUMNS)
 
 
 def _read_public_layout(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -228,24 +253,66 @@ def _read_public_layout(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Data
         .sort_values("description", ascending=False)
         .drop_duplicates(["source", "task", "dataset"])[["source", "task", "dataset", "description"]]
     )
+    return good.drop(columns=["dataset_desp"]), rejected, descriptions, public_model_meta(root, good["model"])
+
+
+def public_model_meta(root: Path, record_models: Iterable[str]) -> pd.DataFrame:
+    """Model metadata of the public layout: `model, family, n_parameters, license` from its JSON vocab files.
+
+    Raises:
+        CorpusError: a vocab file is not valid JSON.
+    """
     profile = _read_json(root / "model_profile.json")
     families = _read_json(root / "model2family.json")
-    names = sorted(set(good["model"]) | set(profile) | set(families))
+    names = sorted(set(record_models) | set(profile) | set(families))
     meta = pd.DataFrame({"model": names})
     meta["family"] = [str((profile.get(n) or {}).get("family") or families.get(n) or "") or None for n in names]
     meta["n_parameters"] = [_billions_to_params((profile.get(n) or {}).get("size")) for n in names]
     meta["license"] = [(profile.get(n) or {}).get("license") for n in names]
-    return good.drop(columns=["dataset_desp"]), rejected, descriptions, meta
+    return meta
+
+
+def _read_snapshot(root: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """A store snapshot: admitted records, dataset descriptions, model metadata; its open quarantine as `rejected`."""
+    manifest = _read_json_file(root / "manifest.json")
+    if manifest.get("layout") != SNAPSHOT_LAYOUT:
+        raise CorpusError(f"manifest.json is not a {SNAPSHOT_LAYOUT} manifest", root / "manifest.json")
+    try:
+        raw = pd.read_parquet(root / "records.parquet", columns=list(RECORD_COLUMNS))
+        datasets = pd.read_parquet(root / "datasets.parquet", columns=["source", "task", "dataset", "description"])
+        meta = pd.read_parquet(root / "models.parquet").reindex(columns=_META_COLUMNS)
+        quarantine = pd.read_parquet(root / "quarantine.parquet")
+    except (OSError, ValueError) as exc:
+        raise CorpusError(f"cannot read snapshot: {exc}", root) from exc
+    if raw.empty:
+        raise CorpusError("the snapshot holds no records", root)
+    open_records = quarantine[(quarantine["table"] == "records") & quarantine["resolved_in"].isna()]
+    rows = [json.loads(data) for data in open_records["data"]]
+    rejected = (
+        pd.DataFrame(rows)
+        .reindex(columns=list(RECORD_COLUMNS))
+        .assign(
+            file=open_records["origin"].to_numpy(),
+            row=open_records["row"].to_numpy(),
+            reason=open_records["reason"].to_numpy(),
+        )
+    )
+    return raw, rejected, datasets.fillna({"description": ""}), meta
 
 
 def _read_json(path: Path) -> dict:
     if not path.is_file():
         return {}
+    data = _read_json_file(path)
+    return data.get("models", data)
+
+
+def _read_json_file(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise CorpusError(f"invalid JSON: {exc.msg} at line {exc.lineno}", path) from exc
-    return data.get("models", data) if isinstance(data, dict) else {}
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorpusError(f"invalid JSON: {exc}", path) from exc
+    return data if isinstance(data, dict) else {}
 
 
 def _billions_to_params(size: object) -> float:

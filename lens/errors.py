@@ -26,6 +26,29 @@ class CorpusError(ModelLensError):
         self.path, self.row, self.field = path, row, field
 
 
+class StoreError(ModelLensError):
+    """The record store is missing, busy, or has no such snapshot."""
+
+
+class IngestError(ModelLensError):
+    """An ingest stopped before publishing: the previous snapshot stays current."""
+
+
+class BatchCheckError(IngestError):
+    """Batch-level expectations failed against the previous snapshot: the refresh must stop before training."""
+
+    def __init__(self, message: str, validation: Path):
+        super().__init__(f"{message}; details: {validation}")
+        self.validation = validation
+
+
+class UnknownSourceError(ModelLensError, KeyError):
+    """A source name is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
 class SplitError(ModelLensError):
     """A split cannot be built, or a manifest does not match the corpus it is applied to."""
 
@@ -35,3 +58,11 @@ class UnknownRankerError(ModelLensError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])
+
+
+class SourceError(ModelLensError):
+    """A remote source (the Hugging Face Hub) could not be read: names the URL and says what to try."""
+
+    def __init__(self, message: str, url: str | None = None):
+        super().__init__(f"{message} (url {url})" if url else message)
+        self.url = url

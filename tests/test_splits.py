@@ -6,7 +6,7 @@ import pytest
 from lens.corpus import Corpus
 from lens.errors import SplitError
 from lens.names import MODERN_FAMILIES
-from lens.splits import SPLITS, Split, make_split
+from lens.splits import SPLITS, STABLE_SPLIT, Split, make_split, stable_new_dataset
 
 
 def _live(corpus: Corpus, column: str, table: str = "groups") -> set[str]:
@@ -95,3 +95,23 @@ def test_corrupt_manifest_is_a_clear_error(tmp_path: Path):
     path.write_text("{not json")
     with pytest.raises(SplitError, match=r"broken\.json"):
         Split.load(path)
+
+
+def test_stable_split_keeps_every_family_on_its_side_as_families_arrive(slice_corpus: Corpus):
+    families = sorted(_live(slice_corpus, "benchmark"))
+    earlier = slice_corpus.restrict(
+        slice_corpus.groups["benchmark"].isin(families[::2]).to_numpy()[slice_corpus.records["group_id"].to_numpy()]
+    )
+    before, after = stable_new_dataset(earlier, 0.2), stable_new_dataset(slice_corpus, 0.2)
+    assert before.name == after.name == STABLE_SPLIT
+    assert set(before.test.items) == set(after.test.items) & set(families[::2])  # a later snapshot only adds
+    parts = after.partition(slice_corpus)
+    assert not _live(parts.train, "benchmark") & set(after.test.items)
+    assert parts.val.records.empty  # selection happens inside the training side
+
+
+def test_stable_split_round_trips_and_needs_a_family_to_hold_out(slice_corpus: Corpus, tmp_path: Path):
+    split = stable_new_dataset(slice_corpus, 0.1)
+    assert Split.load(split.save(tmp_path / "stable.json")) == split
+    with pytest.raises(SplitError, match="raise the fraction"):
+        stable_new_dataset(slice_corpus, 1e-9)
