@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from lens.corpus import Corpus, load_corpus
 from lens.embeddings import Embedder
@@ -24,6 +28,43 @@ SLICE_FILES = (
     "benchbench.csv.gz",
     "pwc_sota_extractor-squad.csv.gz",
 )
+
+
+# Three small leaderboards of the slice: 5.6K records, 1.1K models, 105 benchmark families; seconds to train on.
+SMALL_FILES = ("open_asr_leaderboard.csv.gz", "livebench-2025-11-25.csv.gz", "benchbench.csv.gz")
+TINY_CONFIG = {
+    "model": {"id_dim": 8, "token_dim": 8, "name_buckets": 512, "size_dim": 4, "family_dim": 4, "group_id_dim": 8,
+              "task_dim": 4, "metric_dim": 4, "hidden": 16},
+    "training": {"max_epochs": 2, "patience": 2, "progress": False},
+}  # fmt: skip
+_state: list[Path] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module imports Prefect or MLflow: their state under a temp dir, telemetry off (STACK_NOTES).
+
+    Prefect reads PREFECT_HOME when it is first imported, which can be while tests are collected.
+    """
+    from flows.environment import TELEMETRY_OFF
+
+    _state.append(Path(tempfile.mkdtemp(prefix="modellens-tests-")))
+    os.environ.setdefault("PREFECT_HOME", str(_state[0] / "prefect"))
+    for name, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for path in _state:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One temporary Prefect API (a fresh sqlite database) for every flow of the session: ~7 s to start, so shared."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -85,3 +126,39 @@ def shared_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def embedder(shared_home: Path) -> Embedder:
     """The real offline all-MiniLM-L6-v2, caching under the shared home."""
     return Embedder(Settings().encoder, shared_home / "cache")
+
+
+@pytest.fixture(scope="session")
+def small_store(slice_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A record store with one snapshot ingested (the real ingest path) from `SMALL_FILES` and their metadata."""
+    from lens.ingest import ingest
+    from lens.sources.local import LocalSource
+    from lens.store import Store
+
+    drop = tmp_path_factory.mktemp("small")
+    (drop / "records").mkdir()
+    for name in SMALL_FILES:
+        (drop / "records" / name).symlink_to(slice_dir / "records" / name)
+    (drop / "datasets.csv").symlink_to(slice_dir / "datasets.csv")
+    names = pd.concat(pd.read_csv(p, usecols=["model"]) for p in (drop / "records").iterdir())["model"]
+    models = pd.read_csv(slice_dir / "models.csv.gz")
+    models[models["model"].isin(set(names))].to_csv(drop / "models.csv.gz", index=False)
+    store = Store(tmp_path_factory.mktemp("store"))
+    assert ingest([LocalSource((drop,))], store).outcome == "published"
+    return store.root
+
+
+@pytest.fixture(scope="session")
+def platform_home(small_store: Path, shared_home: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Make a MODELLENS_HOME for flow tests: its own MLflow store, a copy of `small_store` to ingest more into, the
+    session's embedding cache, and the tiny ModelLens config as `tiny.yaml`."""
+
+    def make() -> Path:
+        home = tmp_path_factory.mktemp("platform")
+        shutil.copytree(small_store, home / "store")
+        Settings.ensure(shared_home / "cache")
+        (home / "cache").symlink_to(shared_home / "cache", target_is_directory=True)
+        (home / "tiny.yaml").write_text(yaml.safe_dump(TINY_CONFIG))
+        return home
+
+    return make
