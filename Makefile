@@ -8,7 +8,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test check style bench ui lock clean
+.PHONY: setup test check style bench ui serve lock clean
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,12 @@ bench: setup
 # The MLflow UI on 127.0.0.1:5000 over $MODELLENS_HOME's runs and registry: one worker, no job runner (STACK_NOTES).
 ui: setup
 	$(BIN)/modellens ui
+
+# The recommendation API on 127.0.0.1:8000 (OpenAPI at /docs) from the registry's @champion, following the alias;
+# Ctrl-C stops it. One torch thread per replica: 2 cores, shared.
+serve: export OMP_NUM_THREADS := 1
+serve: setup
+	$(BIN)/modellens serve
 
 # Re-pin the lock file from the current environment (torch stays at the exact CPU release).
 lock: setup

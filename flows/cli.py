@@ -1,7 +1,8 @@
 """Platform commands of `modellens`: retrain, promote, rollback, and the MLflow UI.
 
 They are added to the library's command line (`lens.cli.app`) here because they need Prefect and MLflow, which
-`lens` never imports. `run` is the `modellens` console entry point: users keep one command for everything.
+`lens` never imports. `run` prepares the environment and runs the command line; the `modellens` console entry
+point (`serve.cli.run`) calls it after adding `modellens serve`: users keep one command for everything.
 """
 
 from __future__ import annotations

@@ -143,32 +143,73 @@ class Recommender:
         max_params: float | None = None,
         licenses: Sequence[str] = (),
         families: Sequence[str] = (),
+        min_params: float | None = None,
+        exclude: Sequence[str] = (),
+        candidates: Sequence[str] | None = None,
     ) -> list[Recommendation]:
-        """The top-k of the pool under the filters (a size limit excludes models of unknown size)."""
-        scores = self.pool_scores(query)
-        models = self.bundle.models
-        keep = np.ones(len(models), dtype=bool)
+        """The top-k of the pool, or of `candidates`, under the filters.
+
+        Candidates and `exclude` take any spelling; unknown candidates are cold starts, described by what their name
+        says (size, family) and shown without evidence. A size limit excludes models of unknown size, a license
+        filter models of unknown license: a filter never lets through a model it cannot vouch for.
+        """
+        table = self._scored(query, candidates)
+        keep = np.ones(len(table), dtype=bool)
+        params = table["n_parameters"].to_numpy(dtype=float)
         if max_params is not None:
-            keep &= models["n_parameters"].to_numpy(dtype=float) <= max_params
+            keep &= params <= max_params
+        if min_params is not None:
+            keep &= params >= min_params
         if licenses:
-            keep &= models["license"].fillna("").str.lower().isin([x.lower() for x in licenses]).to_numpy()
+            keep &= table["license"].fillna("").str.lower().isin([x.lower() for x in licenses]).to_numpy()
         if families:
-            keep &= models["family"].isin([x.lower() for x in families]).to_numpy()
+            keep &= table["family"].isin([x.lower() for x in families]).to_numpy()
+        if exclude:
+            keep &= ~table["key"].isin(self.names.keys(exclude)).to_numpy()
         rows = np.flatnonzero(keep)
+        scores = table["score"].to_numpy()
         top = rows[np.argsort(-scores[rows], kind="stable")[:k]]
         _, vector = self._query(query)
-        return [self._recommendation(int(r), float(scores[r]), vector) for r in top]
+        return [self._recommendation(table.iloc[int(r)], vector) for r in top]
 
-    def _recommendation(self, row: int, score: float, vector: np.ndarray) -> Recommendation:
-        meta = self.bundle.models.iloc[row]
-        params = float(meta["n_parameters"])
+    def _scored(self, query: Query, candidates: Sequence[str] | None) -> pd.DataFrame:
+        """`key, name, n_parameters, license, family, score, row` of the pool or of the candidates (row -1: unseen)."""
+        columns = ["key", "name", "n_parameters", "license", "family"]
+        if candidates is None:
+            return self.bundle.models[columns].assign(
+                score=self.pool_scores(query), row=np.arange(len(self.bundle.models))
+            )
+        unique: dict[str, str] = {}
+        for key, name in zip(self.names.keys(candidates), candidates, strict=True):
+            unique.setdefault(key, name)  # the first spelling of each model
+        names = list(unique.values())
+        rows = [self.index.get(key, -1) for key in unique]
+        meta = self.bundle.models
+        scores = self.rank(query, names)
+        return pd.DataFrame(
+            {
+                "key": list(unique),
+                "name": names,
+                "n_parameters": [
+                    meta["n_parameters"].iat[r] if r >= 0 else parse_size(n) or math.nan
+                    for r, n in zip(rows, names, strict=True)
+                ],
+                "license": [meta["license"].iat[r] if r >= 0 else None for r in rows],
+                "family": [meta["family"].iat[r] if r >= 0 else family_of(n) for r, n in zip(rows, names, strict=True)],
+                "score": [scores[n] for n in names],
+                "row": rows,
+            }
+        )
+
+    def _recommendation(self, item: pd.Series, vector: np.ndarray) -> Recommendation:
+        params = float(item["n_parameters"])
         return Recommendation(
-            model=str(meta["name"]),
-            score=score,
+            model=str(item["name"]),
+            score=float(item["score"]),
             n_parameters=None if math.isnan(params) else params,
-            license=meta["license"] if isinstance(meta["license"], str) else None,
-            family=str(meta["family"]),
-            evidence=self._evidence(row, vector),
+            license=item["license"] if isinstance(item["license"], str) else None,
+            family=str(item["family"]),
+            evidence=self._evidence(int(item["row"]), vector) if item["row"] >= 0 else (),
         )
 
     def _evidence(self, model_id: int, vector: np.ndarray) -> tuple[Evidence, ...]:

@@ -75,6 +75,18 @@ class Settings(BaseSettings):
     """Metric -> the most the challenger may be worse by on it in any one task domain (with enough groups)."""
     domain_min_groups: int = 5
     """Held-out groups a task needs before its domain guardrails apply: fewer are too noisy to block a promotion."""
+    serve_alias: str = "champion"
+    """The registry alias serving loads and follows (`models:/<registered_model>@<serve_alias>`)."""
+    serve_poll_seconds: float = 2.0
+    """How often each serving replica re-reads the alias; a moved alias is served within about this long."""
+    serve_reload_token: SecretStr | None = None
+    """Bearer token of `POST /admin/reload`; unset means the endpoint refuses everyone (403)."""
+    serve_max_body_bytes: int = 256 * 1024
+    """Largest request body served; longer ones get 413 before they are parsed."""
+    serve_max_description: int = 4000
+    """Longest dataset description accepted (characters): more than the text encoder reads anyway."""
+    serve_max_candidates: int = 1000
+    """Most candidates one `/recommend` request may name: each unknown one costs an embedding."""
 
     @property
     def cache_dir(self) -> Path:

@@ -69,6 +69,23 @@ def test_recommend_respects_size_license_and_family_filters(recommender: Recomme
     assert whisper and all(p.family == "whisper" for p in whisper)
 
 
+def test_recommend_excludes_models_and_bounds_size_from_below(recommender: Recommender):
+    top = recommender.recommend(ASR, k=1)[0].model
+    assert top not in [p.model for p in recommender.recommend(ASR, k=5, exclude=[top.upper()])]  # any spelling
+    large = recommender.recommend(ASR, k=5, min_params=1e9)
+    assert large and all(p.n_parameters is not None and p.n_parameters >= 1e9 for p in large)
+
+
+def test_recommend_ranks_only_the_candidates_unknown_ones_as_cold_starts(recommender: Recommender):
+    candidates = ["openai/whisper-large-v3", "OpenAI/Whisper-Large-V3", "someone/unseen-asr-7b"]
+    picks = recommender.recommend(ASR, k=10, candidates=candidates)
+    assert sorted(p.model for p in picks) == ["openai/whisper-large-v3", "someone/unseen-asr-7b"]  # first spelling
+    unseen = next(p for p in picks if p.model == "someone/unseen-asr-7b")
+    assert unseen.evidence == () and unseen.n_parameters == 7e9 and unseen.license is None
+    capped = recommender.recommend(ASR, k=10, candidates=candidates, max_params=5e9)
+    assert "someone/unseen-asr-7b" not in [p.model for p in capped]  # its name says 7B: over the limit
+
+
 def test_recommendations_carry_evidence_from_observed_leaderboards(recommender: Recommender):
     picks = recommender.recommend(ASR, k=3, families=["whisper"])
     evidence = [e for p in picks for e in p.evidence]

@@ -1,0 +1,274 @@
+"""The serving API over real HTTP: a real Ray Serve app on 127.0.0.1 answering from a real MLflow registry's @champion.
+
+One app per module (starting Ray and Serve takes seconds): the API contract, its 4xx answers, the reload guard, and
+the hot swap, where a new champion is promoted while clients keep asking and not one request may fail.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+from ray import serve
+from ray.serve.schema import ServeDeploySchema
+from typer.testing import CliRunner
+
+from flows import registry, tracking
+from flows.train import TrainingRun, train
+from lens.settings import PROJECT_ROOT, Settings
+from serve import local
+from serve.app import ModelLensServer
+from serve.cli import app as cli
+
+pytestmark = pytest.mark.slow
+NAME = Settings().registered_model
+TOKEN = "test-reload-token"
+ASR = {"description": "Accented English conversational speech", "task": "Speech Recognition", "metric": "WER"}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def home(platform_home, prefect_harness) -> Iterator[Path]:
+    home = platform_home()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MODELLENS_HOME", str(home))
+        patch.setenv("MODELLENS_SERVE_PORT", str(_free_port()))
+        patch.setenv("MODELLENS_SERVE_RELOAD_TOKEN", TOKEN)
+        patch.setenv("MODELLENS_SERVE_POLL_SECONDS", "0.5")
+        yield home
+
+
+@pytest.fixture(autouse=True)
+def in_home(home: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELLENS_HOME", str(home))
+
+
+@pytest.fixture(scope="module")
+def client(home: Path) -> MlflowClient:
+    return tracking.connect(Settings())
+
+
+@pytest.fixture(scope="module")
+def champion(home: Path, client: MlflowClient) -> TrainingRun:
+    run = train(config=home / "tiny.yaml")
+    registry.promote(client, NAME, run.version, {"promotion.decision": "manual"})
+    return run
+
+
+@pytest.fixture(scope="module")
+def api(champion: TrainingRun) -> Iterator[httpx.Client]:
+    try:
+        url = local.start(Settings())
+        with httpx.Client(base_url=url, timeout=60) as http:
+            yield http
+    finally:
+        local.stop()
+
+
+def _recommend(api: httpx.Client, **body) -> list[dict]:
+    response = api.post("/recommend", json={**ASR, **body})
+    assert response.status_code == 200, response.text
+    return response.json()["recommendations"]
+
+
+def test_recommend_returns_k_ranked_models_with_evidence(api: httpx.Client, champion: TrainingRun):
+    response = api.post("/recommend", json={**ASR, "k": 7})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == str(champion.version) and len(body["request_id"]) == 32
+    picks = body["recommendations"]
+    assert [p["rank"] for p in picks] == list(range(1, 8))
+    assert [p["score"] for p in picks] == sorted((p["score"] for p in picks), reverse=True)
+    assert set(picks[0]) == {"rank", "model", "score", "params", "license", "family", "url", "evidence"}
+    assert any(p["evidence"] for p in picks)
+    for evidence in (e for p in picks for e in p["evidence"]):
+        assert set(evidence) == {"dataset", "metric", "value", "similarity"}
+    for pick in picks:
+        expected = f"https://huggingface.co/{pick['model']}" if pick["model"].count("/") == 1 else None
+        assert pick["url"] == expected
+
+
+def test_unknown_task_metric_and_dataset_are_cold_starts(api: httpx.Client):
+    picks = _recommend(api, task="Bird Song Counting", metric="F7@whatever", dataset="brand-new-birds", k=3)
+    assert len(picks) == 3
+    only_description = api.post("/recommend", json={"description": "Grade-school math word problems"})
+    assert only_description.status_code == 200 and len(only_description.json()["recommendations"]) == 10
+
+
+def test_candidates_are_the_only_models_ranked(api: httpx.Client):
+    known = [p["model"] for p in _recommend(api, k=2)]
+    candidates = [*known, "someone/unseen-asr-7b"]
+    picks = _recommend(api, candidates=candidates, k=10)
+    assert sorted(p["model"] for p in picks) == sorted(candidates)
+    unseen = next(p for p in picks if p["model"] == "someone/unseen-asr-7b")
+    assert unseen["evidence"] == [] and unseen["params"] == 7_000_000_000
+
+
+def test_filters_are_applied(api: httpx.Client):
+    everything = _recommend(api, k=100)
+    sized = [p for p in everything if p["params"] is not None]
+    limit = sorted(p["params"] for p in sized)[len(sized) // 2]
+    small = _recommend(api, k=20, filters={"max_params": limit})
+    assert small and all(p["params"] is not None and p["params"] <= limit for p in small)
+    large = _recommend(api, k=20, filters={"min_params": limit})
+    assert large and all(p["params"] is not None and p["params"] >= limit for p in large)
+    license = next(p["license"] for p in everything if p["license"])
+    licensed = _recommend(api, k=20, filters={"licenses": [license.upper()]})
+    assert licensed and all(p["license"].lower() == license.lower() for p in licensed)
+    family = everything[0]["family"]
+    assert all(p["family"] == family for p in _recommend(api, k=20, filters={"families": [family]}))
+    top = everything[0]["model"]
+    assert top not in [p["model"] for p in _recommend(api, k=20, filters={"exclude": [top]})]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({**ASR, "k": 0}, "k"),
+        ({**ASR, "k": 101}, "k"),
+        ({**ASR, "k": "many"}, "k"),
+        ({"task": "Speech Recognition"}, "description"),
+        ({**ASR, "description": "x" * 4001}, "description"),
+        ({**ASR, "description": "   "}, "description"),
+        ({**ASR, "candidates": [f"org/model-{i}" for i in range(1001)]}, "candidates"),
+        ({**ASR, "candidates": "openai/whisper-large-v3"}, "candidates"),
+        ({**ASR, "higher_is_better": "sometimes"}, "higher_is_better"),
+        ({**ASR, "filters": {"max_params": -1}}, "max_params"),
+        ({**ASR, "filters": {"min_params": 10**400}}, "min_params"),
+        ({**ASR, "filters": {"open_weights_only": True}}, "filters"),
+        ({**ASR, "filters": {"min_params": 10, "max_params": 5}}, "filters"),
+        ({**ASR, "colour": "blue"}, "colour"),
+    ],
+)
+def test_bad_requests_are_422_naming_the_field(api: httpx.Client, body: dict, field: str):
+    response = api.post("/recommend", json=body)
+    assert response.status_code == 422, response.text
+    assert any(field in error["loc"] for error in response.json()["detail"]), response.text
+
+
+def test_open_weights_filter_says_why_it_is_refused(api: httpx.Client):
+    response = api.post("/recommend", json={**ASR, "filters": {"open_weights_only": True}})
+    assert "open_weights_only is not supported" in response.text
+
+
+def test_a_body_over_the_limit_is_413(api: httpx.Client):
+    response = api.post("/recommend", json={**ASR, "candidates": ["o/" + "m" * 290] * 1000})
+    assert response.status_code == 413 and "limit" in response.text
+
+
+def test_pool_returns_the_top_k_names(api: httpx.Client, champion: TrainingRun):
+    response = api.post("/pool", json={**ASR, "k": 5})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == str(champion.version)
+    assert body["models"] == [p["model"] for p in _recommend(api, k=5)]
+
+
+def test_model_metadata_and_observed_scores(api: httpx.Client):
+    name = next(p["model"] for p in _recommend(api, k=50) if "/" in p["model"] and p["evidence"])
+    response = api.get(f"/models/{name}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model"] == name and body["observations"]
+    assert {"source", "task", "dataset", "metric", "value", "rank", "of"} == set(body["observations"][0])
+    missing = api.get("/models/nobody/never-trained-this")
+    assert missing.status_code == 404 and "nobody/never-trained-this" in missing.text
+
+
+def test_tasks_metrics_health_and_docs(api: httpx.Client):
+    assert "Automatic Speech Recognition" in api.get("/tasks").json()["tasks"]
+    assert "WER" in api.get("/metrics").json()["metrics"]
+    assert api.get("/healthz").json()["status"] == "ok"
+    assert api.get("/docs").status_code == 200
+    assert "/recommend" in api.get("/openapi.json").json()["paths"]
+
+
+def test_version_names_the_champion_its_snapshot_and_run(api: httpx.Client, champion: TrainingRun):
+    assert api.get("/version").json() == {
+        "model_version": str(champion.version),
+        "alias": "champion",
+        "snapshot": champion.snapshot,
+        "run_id": champion.run_id,
+    }
+
+
+def test_reload_needs_the_token(api: httpx.Client, champion: TrainingRun):
+    assert api.post("/admin/reload").status_code == 401
+    assert api.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 403
+    response = api.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"model_version": str(champion.version), "changed": False}
+
+
+def test_a_new_champion_is_served_without_failing_a_request(
+    api: httpx.Client, client: MlflowClient, champion: TrainingRun
+):
+    old = client.get_model_version(NAME, str(champion.version))
+    new = client.create_model_version(NAME, old.source, run_id=old.run_id, tags={"snapshot": champion.snapshot})
+    outcomes: Counter[str] = Counter()
+    counting, stop = threading.Lock(), threading.Event()
+
+    def ask() -> None:
+        with httpx.Client(base_url=str(api.base_url), timeout=30) as http:
+            for _ in range(50):  # 4 threads: at most 200 requests
+                if stop.is_set():
+                    return
+                try:
+                    response = http.post("/recommend", json={**ASR, "k": 3})
+                    outcome = response.json()["model_version"] if response.status_code == 200 else "failed"
+                except httpx.HTTPError:
+                    outcome = "failed"
+                with counting:
+                    outcomes[outcome] += 1
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    registry.promote(client, NAME, int(new.version), {"promotion.decision": "manual"})
+    deadline = time.monotonic() + 60
+    while api.get("/version").json()["model_version"] != str(new.version) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    time.sleep(1)  # a few more requests on the new version
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert api.get("/version").json()["model_version"] == str(new.version)
+    assert outcomes["failed"] == 0, outcomes
+    assert outcomes[str(champion.version)] > 0 and outcomes[str(new.version)] > 0, outcomes
+
+
+def test_a_config_deploy_reconfigures_which_alias_is_served(api: httpx.Client, client: MlflowClient):
+    previous = registry.aliases(client, NAME)[registry.PREVIOUS]
+    user_config = {"alias": registry.PREVIOUS, "poll_seconds": 0.5}
+    serve.run(ModelLensServer.options(user_config=user_config).bind(), name=local.APP_NAME, route_prefix="/")
+    served = api.get("/version").json()
+    assert served["alias"] == registry.PREVIOUS and served["model_version"] == str(previous)
+
+
+def test_the_config_file_deploys_this_app_on_loopback():
+    config = ServeDeploySchema.model_validate(yaml.safe_load((PROJECT_ROOT / "deploy" / "serve.yaml").read_text()))
+    assert config.http_options.host == "127.0.0.1" and config.http_options.port == 8000  # the settings' defaults
+    (application,) = config.applications
+    assert application.import_path == "serve.app:app" and application.route_prefix == "/"
+    assert [d.name for d in application.deployments] == [ModelLensServer.name]
+
+
+def test_modellens_serve_is_a_command():
+    result = CliRunner().invoke(cli, ["serve", "--help"])
+    assert result.exit_code == 0 and "Ctrl-C" in result.output
