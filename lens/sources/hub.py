@@ -38,6 +38,7 @@ from huggingface_hub.errors import (
 )
 from huggingface_hub.repocard import REGEX_YAML_BLOCK
 
+from lens import corpus
 from lens.errors import SourceError
 from lens.settings import Settings
 from lens.sources import PROVENANCE, TABLES, Drop, drops_from_frames, register_source
@@ -50,36 +51,15 @@ T = TypeVar("T")
 
 LEADERBOARD_SOURCE = "hf-leaderboards"
 """The `source` of every record and dataset row from the Hub's evaluation results."""
-RECORD_COLUMNS = (
-    "source",
-    "task",
-    "dataset",
-    "model",
-    "metric",
-    "value",
-    "higher_is_better",
-    "origin",
-    "revision",
-    "fetched_at",
-    "verified",
-)
-DATASET_COLUMNS = ("source", "task", "dataset", "description_origin", "description")
+RECORD_COLUMNS = (*corpus.RECORD_COLUMNS, *PROVENANCE, "verified")
+"""The corpus record columns, each row's provenance, and whether the Hub's leaderboard verified the value."""
+DATASET_COLUMNS = corpus.DATASET_COLUMNS
 MODEL_COLUMNS = (
-    "model",
-    "n_parameters",
-    "architecture",
-    "license",
-    "release_date",
-    "open_weights",
-    "hf_id",
-    "meta_source",
-    "model_description",
+    *(column for column in corpus.MODEL_COLUMNS if column != "family"),  # the family is derived, not fetched
     "pipeline_tag",
     "tags",
     "downloads",
-    "origin",
-    "revision",
-    "fetched_at",
+    *PROVENANCE,
 )
 BENCHMARK_TASK = "benchmark"
 """Task of a benchmark whose card declares no `task_categories`: records need one; a finer guess would be made up."""
