@@ -17,11 +17,12 @@ import secrets
 import threading
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import FastAPI, Header, HTTPException, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from mlflow.exceptions import MlflowException
 from ray import serve
 
@@ -41,6 +42,8 @@ api = FastAPI(
     version="1",
 )
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
+_PAGE = (Path(__file__).parent / "page.html").read_text()
+"""The web page: self-contained HTML and script that query `POST /recommend` like any other client."""
 
 
 @api.middleware("http")
@@ -140,6 +143,11 @@ class ModelLensServer:
                 await asyncio.to_thread(self.refresh)
             except Exception:  # a registry outage or a broken version must not stop the watcher or the old model
                 log.exception("could not follow @%s; still serving version %s", self.alias, self.served.version)
+
+    @api.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page(self) -> HTMLResponse:
+        """A page where a person describes a dataset and sees the ranked models, their evidence and a chart."""
+        return HTMLResponse(_PAGE)
 
     @api.post("/recommend", response_model=schemas.RecommendResponse)
     def recommend(self, body: schemas.RecommendRequest) -> schemas.RecommendResponse:

@@ -6,6 +6,7 @@ the hot swap, where a new champion is promoted while clients keep asking and not
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -15,10 +16,21 @@ from pathlib import Path
 
 import httpx
 import pytest
+import schemathesis
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 from ray import serve
 from ray.serve.schema import ServeDeploySchema
+from schemathesis.checks import not_a_server_error
+from schemathesis.generation import GenerationMode
+from schemathesis.specs.openapi.checks import response_schema_conformance
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 from typer.testing import CliRunner
 
 from flows import registry, tracking
@@ -76,6 +88,42 @@ def api(champion: TrainingRun) -> Iterator[httpx.Client]:
             yield http
     finally:
         local.stop()
+
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
+    """Debian's headless Chromium driven by its own chromedriver (`.ci/run` installs both)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        message = (
+            "the browser test needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",  # this machine's network is closed: no update or sync calls
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1280,900",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium')}",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
 def _recommend(api: httpx.Client, **body) -> list[dict]:
@@ -211,6 +259,64 @@ def test_reload_needs_the_token(api: httpx.Client, champion: TrainingRun):
     response = api.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"})
     assert response.status_code == 200, response.text
     assert response.json() == {"model_version": str(champion.version), "changed": False}
+
+
+def _ask_on_the_page(browser: WebDriver, url: str, fields: dict[str, str]) -> str:
+    """Fill the page's form as a person would, submit it, and return the status line once the answer is shown."""
+    browser.get(url)
+    for name, value in fields.items():
+        field = browser.find_element(By.NAME, name)
+        field.clear()
+        field.send_keys(value)
+    previous = browser.find_element(By.ID, "status").text
+    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(browser, 60).until(lambda b: b.find_element(By.ID, "status").text not in ("", previous))
+    WebDriverWait(browser, 60).until(lambda b: not b.find_element(By.ID, "status").text.startswith("Ranking"))
+    return browser.find_element(By.ID, "status").text
+
+
+def test_the_page_shows_the_ranking_its_evidence_and_a_chart(
+    api: httpx.Client, browser: WebDriver, champion: TrainingRun, tmp_path: Path
+):
+    fields = {"description": ASR["description"], "task": ASR["task"], "metric": ASR["metric"], "k": "5"}
+    status = _ask_on_the_page(browser, f"{api.base_url}/", fields)
+    browser.save_screenshot(str(tmp_path / "page.png"))
+
+    assert status == f"5 models from model version {champion.version}"
+    rows = [
+        [td.text for td in row.find_elements(By.TAG_NAME, "td")]
+        for row in browser.find_elements(By.CSS_SELECTOR, "#rows tr")
+    ]
+    expected = _recommend(api, k=5)  # the same question through the API
+    assert [row[1] for row in rows] == [p["model"] for p in expected]
+    assert [float(row[2]) for row in rows] == pytest.approx([p["score"] for p in expected], abs=1e-3)
+    evidence = {row[1]: row[5] for row in rows}
+    observed = [p for p in expected if p["evidence"]]
+    assert observed and all(evidence[p["model"]].startswith(p["evidence"][0]["dataset"]) for p in observed)
+    bars = [float(rect.get_attribute("width")) for rect in browser.find_elements(By.CSS_SELECTOR, "#chart rect")]
+    assert len(bars) == 5 and bars == sorted(bars, reverse=True) and bars[0] > bars[-1]
+
+
+def test_the_page_says_which_field_was_refused(api: httpx.Client, browser: WebDriver):
+    status = _ask_on_the_page(browser, f"{api.base_url}/", {"description": "   "})
+    assert status.startswith("Request refused (422): description")
+    assert browser.find_element(By.ID, "results").is_displayed() is False
+
+
+@pytest.mark.parametrize("mode", list(GenerationMode))
+def test_no_request_generated_from_the_openapi_schema_is_a_server_error(api: httpx.Client, mode: GenerationMode):
+    """Schemathesis draws requests for every operation (valid ones, then invalid ones): none may get a 5xx, and
+    every answer must match the schema. Bounded: 120 requests per mode, all to the app on 127.0.0.1."""
+    schema = schemathesis.openapi.from_url(f"{api.base_url}/openapi.json")
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert {op.path for op in operations} >= {"/recommend", "/pool", "/models/{name}", "/version", "/admin/reload"}
+
+    @given(case=st.one_of([op.as_strategy(mode) for op in operations]))
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    def call(case: schemathesis.Case) -> None:
+        case.call_and_validate(checks=[not_a_server_error, response_schema_conformance], timeout=30)
+
+    call()
 
 
 def test_a_new_champion_is_served_without_failing_a_request(
