@@ -8,7 +8,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup test check style bench ui serve lock clean
+.PHONY: setup refresh stop test check style bench ui serve schedule lock clean
 
 setup: $(VENV)/.installed
 
@@ -17,6 +17,20 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $@
+
+# The main job: one full refresh on the embedded defaults (sqlite MLflow, Prefect without a server, local Ray) from
+# the settings' sources (../shared/corpus), then the API on 127.0.0.1:8000 in the background, one sample request, and
+# where to look. A second `make refresh` finds nothing new and retrains nothing. `make stop` stops the service.
+refresh: setup
+	$(BIN)/modellens refresh
+	$(BIN)/modellens serve --detach
+	$(BIN)/modellens ask "Accented English conversational speech recorded on phones" \
+	    --task "Automatic Speech Recognition" --metric WER -k 5
+	@echo "MLflow UI: make ui, then open http://127.0.0.1:5000 (runs, versions, the @champion alias)"
+	@echo "Web page: http://127.0.0.1:8000/  API docs: http://127.0.0.1:8000/docs  Stop the service: make stop"
+
+stop: setup
+	$(BIN)/modellens stop
 
 test: setup
 	$(BIN)/pytest
@@ -50,6 +64,10 @@ ui: setup
 serve: export OMP_NUM_THREADS := 1
 serve: setup
 	$(BIN)/modellens serve
+
+# The nightly-refresh deployment of deploy/prefect.yaml (02:00 UTC), served from this process until Ctrl-C.
+schedule: setup
+	$(BIN)/modellens schedule
 
 # Re-pin the lock file from the current environment (torch stays at the exact CPU release).
 lock: setup

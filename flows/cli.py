@@ -1,4 +1,4 @@
-"""Platform commands of `modellens`: retrain, promote, rollback, and the MLflow UI.
+"""Platform commands of `modellens`: refresh, schedule, retrain, promote, rollback, and the MLflow UI.
 
 They are added to the library's command line (`lens.cli.app`) here because they need Prefect and MLflow, which
 `lens` never imports. `run` prepares the environment and runs the command line; the `modellens` console entry
@@ -25,6 +25,48 @@ from lens.settings import Settings
 SnapshotOption = Annotated[
     str | None, typer.Option("--snapshot", help="Record-store snapshot id (default: the current snapshot).")
 ]
+
+
+@app.command("refresh")
+def refresh_command(
+    force: Annotated[bool, typer.Option(help="Retrain even when a version was trained on these records.")] = False,
+    drop: Annotated[
+        list[Path] | None, typer.Option(help="A local drop folder or file to ingest too (repeatable).")
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML config (default: configs/modellens.yaml values).")] = None,
+) -> None:
+    """Run the nightly refresh once now: ingest, validate, retrain if the data changed, promote, update serving.
+
+    Prints the refresh report (also a Prefect artifact, `refresh-report`, and a file under $MODELLENS_HOME/reports).
+    Exits 1 when a step failed; the previous snapshot, champion and serving are then left as they were.
+    """
+    from rich.markdown import Markdown
+
+    from flows.errors import RefreshError
+    from flows.refresh import refresh
+
+    try:
+        report = refresh(force=force, drops=drop, config=config)
+    except RefreshError as exc:
+        console.print(f"[red]refresh failed:[/] {exc}")
+        raise typer.Exit(1) from exc
+    console.print(Markdown(report.markdown()))
+
+
+@app.command("schedule")
+def schedule_command() -> None:
+    """Serve the `nightly-refresh` deployment of deploy/prefect.yaml (02:00 UTC) from this process until Ctrl-C.
+
+    No worker needed: `flow.serve` polls for scheduled runs and runs them here. With a Prefect server and a process
+    work pool, `prefect deploy --prefect-file deploy/prefect.yaml` does the same on workers (deploy/README.md).
+    """
+    from prefect import serve
+
+    from flows.schedule import NightlyRefresh
+
+    nightly = NightlyRefresh.load()
+    console.print(f"serving {nightly.name}: cron {nightly.cron!r} in {nightly.timezone} (Ctrl-C stops it)")
+    serve(nightly.to_deployment())
 
 
 @app.command("retrain")

@@ -8,6 +8,7 @@ set win: a deployment can point Prefect at a real server or another home.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from lens.settings import Settings
 
@@ -30,6 +31,11 @@ def environment(settings: Settings) -> dict[str, str]:
 
 
 def apply(settings: Settings) -> None:
-    """Set every variable of `environment` that this process has not set already."""
+    """Set every variable of `environment` that this process has not set already, and make Prefect's home.
+
+    Prefect creates its home without parents: in a fresh MODELLENS_HOME its ephemeral server would find no
+    database directory and exit.
+    """
     for name, value in environment(settings).items():
         os.environ.setdefault(name, value)
+    Settings.ensure(Path(os.environ["PREFECT_HOME"]))

@@ -90,6 +90,8 @@ class PromotionDecision:
     challenger_value: float
     champion_value: float | None
     checks: tuple[Check, ...] = ()
+    quality: tuple[tuple[str, float, float | None], ...] = ()
+    """`(metric, challenger, champion)` for each of `REPORTED` (champion None when there is none)."""
 
     def tags(self) -> dict[str, str]:
         """The decision as model-version tags (MLflow keys allow no `@`: `ndcg@10` is written `ndcg_at_10`)."""
@@ -113,6 +115,10 @@ class PromotionDecision:
         return tags
 
 
+REPORTED = ("ndcg@10", "wtau_top", "hit@1", "regret@1")
+"""The metrics a decision reports for both models, whatever it was decided on."""
+
+
 def _number(value: float) -> str:
     return f"{value:.6f}"
 
@@ -134,9 +140,24 @@ def decide(
         raise ValueError("champion and champion_eval must be given together")
     value = challenger_eval.metrics.get(policy.metric, math.nan)
 
+    quality = tuple(
+        (metric, challenger_eval.metrics.get(metric, math.nan), None if champion_eval is None else
+         champion_eval.metrics.get(metric, math.nan))
+        for metric in REPORTED
+    )  # fmt: skip
+
     def decision(promote: bool, reason: str, champion_value=None, checks=()) -> PromotionDecision:
         return PromotionDecision(
-            challenger, champion, snapshot, promote, reason, policy.metric, value, champion_value, tuple(checks)
+            challenger,
+            champion,
+            snapshot,
+            promote,
+            reason,
+            policy.metric,
+            value,
+            champion_value,
+            tuple(checks),
+            quality,
         )
 
     if not math.isfinite(value):

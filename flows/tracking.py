@@ -30,7 +30,7 @@ _BATCH = 500
 
 
 def connect(settings: Settings) -> MlflowClient:
-    """Point MLflow at the settings' tracking and registry store (sqlite under `home`) and return a client."""
+    """Point MLflow at the settings' tracking and registry store (default: sqlite under `home`) and return a client."""
     Settings.ensure(settings.home)
     mlflow.set_tracking_uri(settings.mlflow_uri)
     mlflow.set_registry_uri(settings.mlflow_uri)
@@ -41,13 +41,14 @@ def experiment_id(client: MlflowClient, settings: Settings) -> str:
     """The experiment of training runs, created on first use with its artifacts under `mlflow_artifacts`.
 
     The location must be explicit: with a database store MLflow would otherwise write artifacts to `./mlruns` of
-    whatever directory the process started in.
+    whatever directory the process started in. A tracking server chooses it itself (its artifact store).
     """
     name = settings.mlflow_experiment
     found = client.get_experiment_by_name(name)
     if found is not None:
         return found.experiment_id
-    location = Settings.ensure(settings.mlflow_artifacts / name).as_uri()
+    server = settings.mlflow_uri.startswith(("http://", "https://"))
+    location = None if server else Settings.ensure(settings.mlflow_artifacts / name).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # another process created it in between

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     """Model card text kept per model: enough for the text encoder, small enough for the store."""
     hub_new_models: int = 1000
     """At most this many newly listed models per fetch, newest first."""
+    mlflow_tracking_uri: str | None = None
+    """A shared MLflow tracking server (e.g. `http://mlflow.internal:5000`, on PostgreSQL with an object store for
+    artifacts: deploy/README.md), used for tracking and the registry; default: sqlite under `home`."""
     mlflow_experiment: str = "modellens"
     """MLflow experiment every training run is logged to."""
     registered_model: str = "modellens"
@@ -107,12 +110,22 @@ class Settings(BaseSettings):
         return self.home / "store"
 
     @property
+    def reports_dir(self) -> Path:
+        """Refresh reports, one Markdown file per run (also Prefect artifacts)."""
+        return self.home / "reports"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid and log files of services started in the background (`modellens serve --detach`)."""
+        return self.home / "run"
+
+    @property
     def prefect_home(self) -> Path:
         return self.home / "prefect"
 
     @property
     def mlflow_uri(self) -> str:
-        return f"sqlite:///{self.home / 'mlflow.db'}"
+        return self.mlflow_tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property
     def mlflow_artifacts(self) -> Path:

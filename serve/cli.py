@@ -1,32 +1,136 @@
-"""`modellens serve`, added to the same command line as the library's and the platform's commands.
+"""`modellens serve`, `stop` and `ask`, added to the same command line as the library's and the platform's commands.
 
 This module is the `modellens` console entry point: it imports `flows.cli` (which adds the platform commands) and adds
-the serving command, so dependencies still point one way (serve -> flows -> lens).
+the serving commands, so dependencies still point one way (serve -> flows -> lens).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.table import Table
 
 from flows import cli as flows_cli
 from lens.cli import app, console
 from lens.settings import Settings
 
+READY_SECONDS = 300
+"""How long `serve --detach` waits for the first answer: Ray, Serve, and loading the champion on 2 busy cores."""
+
+
+def _url(settings: Settings) -> str:
+    return f"http://{settings.host}:{settings.serve_port}"
+
+
+def _pid_file(settings: Settings) -> Path:
+    return settings.run_dir / "serve.pid"
+
+
+def _running(settings: Settings) -> int | None:
+    """The pid of the background service this home started, if it is still alive."""
+    path = _pid_file(settings)
+    if not path.is_file():
+        return None
+    pid = int(path.read_text())
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        path.unlink()
+        return None
+    return pid
+
+
+def _healthy(settings: Settings) -> dict | None:
+    with contextlib.suppress(httpx.HTTPError):
+        response = httpx.get(f"{_url(settings)}/healthz", timeout=5)
+        if response.status_code == 200:
+            return response.json()
+    return None
+
+
+def _detach(settings: Settings) -> None:
+    """Start `modellens serve` in its own session, logging to $MODELLENS_HOME/run, and wait until it answers."""
+    pid = _running(settings)
+    if pid is not None:
+        console.print(f"already serving on {_url(settings)} (pid {pid}); `modellens stop` stops it")
+        return
+    log = Settings.ensure(settings.run_dir) / "serve.log"
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "serve.cli", "serve"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: `stop` ends Ray's processes with it
+            env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")},
+        )
+    _pid_file(settings).write_text(str(process.pid))
+    deadline = time.monotonic() + READY_SECONDS
+    while (health := _healthy(settings)) is None:
+        if process.poll() is not None or time.monotonic() > deadline:
+            _stop(settings)
+            tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
+            console.print(f"[red]the service did not start[/] (log: {log}):\n{tail}")
+            raise typer.Exit(1)
+        time.sleep(1)
+    console.print(
+        f"ModelLens API on {_url(settings)} serving version {health['model_version']} (pid {process.pid}; "
+        f"web page {_url(settings)}/, docs {_url(settings)}/docs, log {log}); `modellens stop` stops it"
+    )
+
+
+def _stop(settings: Settings) -> bool:
+    """End the background service and its process group: SIGTERM (Serve and Ray shut down), then SIGKILL."""
+    pid = _running(settings)
+    if pid is None:
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)  # whatever of Ray's processes outlived the graceful shutdown
+    _pid_file(settings).unlink(missing_ok=True)
+    return True
+
 
 @app.command("serve")
-def serve_command() -> None:
+def serve_command(
+    detach: Annotated[bool, typer.Option(help="Run in the background; `modellens stop` stops it.")] = False,
+) -> None:
     """Serve recommendations from @champion on settings.host:serve_port (127.0.0.1:8000) until Ctrl-C.
 
-    Starts a private Ray instance with Serve's HTTP proxy; the API and its OpenAPI page are at `/docs`. Moving the
-    alias (`modellens promote`, `rollback`, the MLflow UI) switches the served version within serve_poll_seconds.
-    For config-file deploys use `serve run deploy/serve.yaml`.
+    Starts a private Ray instance with Serve's HTTP proxy; the web page is at `/`, the API's OpenAPI page at `/docs`.
+    Moving the alias (`modellens promote`, `rollback`, the MLflow UI) switches the served version within
+    serve_poll_seconds. For config-file deploys use `serve run deploy/serve.yaml`.
     """
+    settings = Settings()
+    if detach:
+        _detach(settings)
+        return
     from serve import local
 
-    settings = Settings()
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt  # `modellens stop` and service managers send SIGTERM: shut Ray down cleanly too
+
+    signal.signal(signal.SIGTERM, interrupt)
     url = local.start(settings)
-    console.print(f"ModelLens API on {url} (docs: {url}/docs); Ctrl-C stops it")
+    console.print(f"ModelLens API on {url} (web page: {url}/, docs: {url}/docs); Ctrl-C stops it")
     try:
         with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()  # Serve runs in Ray's processes; this one only has to stay alive
@@ -34,6 +138,48 @@ def serve_command() -> None:
         local.stop()
 
 
+@app.command("stop")
+def stop_command() -> None:
+    """Stop the service `modellens serve --detach` started."""
+    settings = Settings()
+    stopped = _stop(settings)
+    console.print(f"stopped the service on {_url(settings)}" if stopped else "no background service is running")
+
+
+@app.command("ask")
+def ask_command(
+    description: Annotated[str, typer.Argument(help="What the dataset is, in words.")],
+    task: Annotated[str | None, typer.Option(help="Task type, e.g. 'Automatic Speech Recognition'.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric, e.g. 'WER'.")] = None,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="How many models.")] = 10,
+) -> None:
+    """Ask the running service (`POST /recommend`) for the top-k models and print them with their evidence."""
+    settings = Settings()
+    body = {"description": description, "task": task, "metric": metric, "k": k}
+    try:
+        response = httpx.post(f"{_url(settings)}/recommend", json=body, timeout=60)
+    except httpx.ConnectError as exc:
+        console.print(f"[red]no service on {_url(settings)}:[/] start it with `modellens serve`")
+        raise typer.Exit(1) from exc
+    if response.status_code != 200:
+        console.print(f"[red]{response.status_code}:[/] {response.text}")
+        raise typer.Exit(1)
+    answer = response.json()
+    table = Table(title=f"POST /recommend: {description!r} (model version {answer['model_version']})")
+    for column in ("rank", "model", "score", "params", "license", "nearest evidence"):
+        table.add_column(column, justify="right" if column in ("rank", "score", "params") else "left")
+    for pick in answer["recommendations"]:
+        evidence = pick["evidence"][0] if pick["evidence"] else None
+        seen = f"{evidence['dataset']} {evidence['metric']} {evidence['value']:.4g}" if evidence else "cold start"
+        params = "?" if pick["params"] is None else f"{pick['params'] / 1e9:.2f}B"
+        table.add_row(str(pick["rank"]), pick["model"], f"{pick['score']:.3f}", params, pick["license"] or "?", seen)
+    console.print(table)
+
+
 def run() -> None:
     """Console entry point: every `modellens` command, serving included."""
     flows_cli.run()
+
+
+if __name__ == "__main__":
+    run()

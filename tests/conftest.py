@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 import torch
@@ -38,6 +45,62 @@ TINY_CONFIG = {
     "training": {"max_epochs": 2, "patience": 2, "progress": False},
 }  # fmt: skip
 _state: list[Path] = []
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving() -> Iterator[httpx.Client]:
+    """The real Serve app on this machine (`serve.local`, as `modellens serve` starts it) and a client for it."""
+    from serve import local
+
+    try:
+        url = local.start(Settings())
+        with httpx.Client(base_url=url, timeout=60) as http:
+            yield http
+    finally:
+        local.stop()
+
+
+class Traffic:
+    """Clients asking `POST /recommend` over and over while a test changes things: the served version (or
+    "failed") of every answer. Bounded: `threads x requests` at most, to loopback only, until the block ends."""
+
+    def __init__(self, url: str, body: dict, threads: int, requests: int, pause: float):
+        self.url, self.body, self.requests, self.pause = url, body, requests, pause
+        self.outcomes: Counter[str] = Counter()
+        self._lock, self._stop = threading.Lock(), threading.Event()
+        self._threads = [threading.Thread(target=self._ask) for _ in range(threads)]
+
+    def _ask(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            for _ in range(self.requests):
+                if self._stop.is_set():
+                    return
+                try:
+                    response = http.post("/recommend", json=self.body)
+                    outcome = response.json()["model_version"] if response.status_code == 200 else "failed"
+                except httpx.HTTPError:
+                    outcome = "failed"
+                with self._lock:
+                    self.outcomes[outcome] += 1
+                time.sleep(self.pause)
+
+    def __enter__(self) -> Traffic:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        time.sleep(1)  # a few more answers on whatever is served now
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -82,6 +145,20 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("MODELLENS_HOME", str(home))
     return home
+
+
+@pytest.fixture
+def in_home(home: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point MODELLENS_HOME at the module's `home` fixture (a platform home shared by the module's tests)."""
+    monkeypatch.setenv("MODELLENS_HOME", str(home))
+
+
+@pytest.fixture(scope="module")
+def client(home: Path):
+    """The MLflow client of the module's `home` (its sqlite tracking store and registry)."""
+    from flows import tracking
+
+    return tracking.connect(Settings())
 
 
 @pytest.fixture(scope="session")

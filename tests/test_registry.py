@@ -14,7 +14,6 @@ import yaml
 from mlflow.tracking import MlflowClient
 from typer.testing import CliRunner
 
-from flows import tracking
 from flows.cli import app, mlflow_ui
 from flows.gate import Policy, PromotionDecision, decide
 from flows.promote import promote
@@ -36,6 +35,8 @@ UNTRAINED = {
 NAME = Settings().registered_model
 runner = CliRunner()
 
+pytestmark = pytest.mark.usefixtures("in_home")
+
 
 @pytest.fixture(scope="module")
 def home(platform_home, prefect_harness) -> Path:
@@ -44,16 +45,6 @@ def home(platform_home, prefect_harness) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELLENS_HOME", str(home))
         yield home
-
-
-@pytest.fixture(autouse=True)
-def in_home(home: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELLENS_HOME", str(home))
-
-
-@pytest.fixture(scope="module")
-def client(home: Path) -> MlflowClient:
-    return tracking.connect(Settings())
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,7 @@ the hot swap, where a new champion is promoted while clients keep asking and not
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,23 +30,18 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 from typer.testing import CliRunner
 
-from flows import registry, tracking
+from flows import registry
 from flows.train import TrainingRun, train
 from lens.settings import PROJECT_ROOT, Settings
 from serve import local
 from serve.app import ModelLensServer
 from serve.cli import app as cli
+from tests.conftest import Traffic, free_port, serving
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("in_home")]
 NAME = Settings().registered_model
 TOKEN = "test-reload-token"
 ASR = {"description": "Accented English conversational speech", "task": "Speech Recognition", "metric": "WER"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +49,10 @@ def home(platform_home, prefect_harness) -> Iterator[Path]:
     home = platform_home()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELLENS_HOME", str(home))
-        patch.setenv("MODELLENS_SERVE_PORT", str(_free_port()))
+        patch.setenv("MODELLENS_SERVE_PORT", str(free_port()))
         patch.setenv("MODELLENS_SERVE_RELOAD_TOKEN", TOKEN)
         patch.setenv("MODELLENS_SERVE_POLL_SECONDS", "0.5")
         yield home
-
-
-@pytest.fixture(autouse=True)
-def in_home(home: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELLENS_HOME", str(home))
-
-
-@pytest.fixture(scope="module")
-def client(home: Path) -> MlflowClient:
-    return tracking.connect(Settings())
 
 
 @pytest.fixture(scope="module")
@@ -82,12 +64,8 @@ def champion(home: Path, client: MlflowClient) -> TrainingRun:
 
 @pytest.fixture(scope="module")
 def api(champion: TrainingRun) -> Iterator[httpx.Client]:
-    try:
-        url = local.start(Settings())
-        with httpx.Client(base_url=url, timeout=60) as http:
-            yield http
-    finally:
-        local.stop()
+    with serving() as http:
+        yield http
 
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
@@ -324,39 +302,16 @@ def test_a_new_champion_is_served_without_failing_a_request(
 ):
     old = client.get_model_version(NAME, str(champion.version))
     new = client.create_model_version(NAME, old.source, run_id=old.run_id, tags={"snapshot": champion.snapshot})
-    outcomes: Counter[str] = Counter()
-    counting, stop = threading.Lock(), threading.Event()
-
-    def ask() -> None:
-        with httpx.Client(base_url=str(api.base_url), timeout=30) as http:
-            for _ in range(50):  # 4 threads: at most 200 requests
-                if stop.is_set():
-                    return
-                try:
-                    response = http.post("/recommend", json={**ASR, "k": 3})
-                    outcome = response.json()["model_version"] if response.status_code == 200 else "failed"
-                except httpx.HTTPError:
-                    outcome = "failed"
-                with counting:
-                    outcomes[outcome] += 1
-                time.sleep(0.05)
-
-    threads = [threading.Thread(target=ask) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    time.sleep(1)
-    registry.promote(client, NAME, int(new.version), {"promotion.decision": "manual"})
-    deadline = time.monotonic() + 60
-    while api.get("/version").json()["model_version"] != str(new.version) and time.monotonic() < deadline:
-        time.sleep(0.25)
-    time.sleep(1)  # a few more requests on the new version
-    stop.set()
-    for thread in threads:
-        thread.join(timeout=60)
+    with Traffic(str(api.base_url), {**ASR, "k": 3}, threads=4, requests=50, pause=0.05) as traffic:
+        time.sleep(1)
+        registry.promote(client, NAME, int(new.version), {"promotion.decision": "manual"})
+        deadline = time.monotonic() + 60
+        while api.get("/version").json()["model_version"] != str(new.version) and time.monotonic() < deadline:
+            time.sleep(0.25)
 
     assert api.get("/version").json()["model_version"] == str(new.version)
-    assert outcomes["failed"] == 0, outcomes
-    assert outcomes[str(champion.version)] > 0 and outcomes[str(new.version)] > 0, outcomes
+    assert traffic.outcomes["failed"] == 0, traffic.outcomes
+    assert traffic.outcomes[str(champion.version)] > 0 and traffic.outcomes[str(new.version)] > 0, traffic.outcomes
 
 
 def test_a_config_deploy_reconfigures_which_alias_is_served(api: httpx.Client, client: MlflowClient):

@@ -22,6 +22,8 @@ from lens.store import Store
 PNG = b"\x89PNG\r\n\x1a\n"
 SEED = 7
 
+pytestmark = pytest.mark.usefixtures("in_home")
+
 
 @pytest.fixture(scope="module")
 def home(platform_home, prefect_harness) -> Path:
@@ -29,11 +31,6 @@ def home(platform_home, prefect_harness) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELLENS_HOME", str(home))
         yield home
-
-
-@pytest.fixture(autouse=True)
-def in_home(home: Path, isolated_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MODELLENS_HOME", str(home))
 
 
 @pytest.fixture(scope="module")
