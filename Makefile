@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 # The main job: one full refresh on the embedded defaults (sqlite MLflow, Prefect without a server, local Ray) from
 # the settings' sources (../shared/corpus), then the API on 127.0.0.1:8000 in the background, one sample request, and
 # where to look. A second `make refresh` finds nothing new and retrains nothing. `make stop` stops the service.
+# One torch thread: on 2 shared cores a second OpenMP thread stalls training when anything else runs.
+refresh: export OMP_NUM_THREADS := 1
 refresh: setup
 	$(BIN)/modellens refresh
 	$(BIN)/modellens serve --detach

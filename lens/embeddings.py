@@ -38,20 +38,30 @@ class Embedder:
         self._vectors: dict[str, np.ndarray] = {}
         self._model = None
         self._loaded_shards: set[str] = set()
+        self._scanned = False
 
-    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        """Vectors for `texts`, in order; only texts never seen by this encoder are embedded."""
-        self._load_shards()
+    def encode(self, texts: Sequence[str], progress: bool = False, remember: bool = True) -> np.ndarray:
+        """Vectors for `texts`, in order; only texts never seen by this encoder are embedded.
+
+        `remember=False` is for what users send a running service: new texts are embedded but neither kept in
+        memory nor written to the cache, which holds the corpus's texts. A service sees an unbounded stream of
+        distinct descriptions; remembering them would grow its memory, its disk and each lookup without end.
+        """
+        if remember or not self._scanned:
+            self._load_shards()
         hashes = [text_hash(t) for t in texts]
         missing = list(dict.fromkeys(h for h in hashes if h not in self._vectors))
+        fresh: dict[str, np.ndarray] = {}
         if missing:
             by_hash = dict(zip(hashes, texts, strict=True))
-            fresh = self._embed([by_hash[h] for h in missing], progress)
-            self._vectors.update(zip(missing, fresh, strict=True))
-            self._write_shard(missing, fresh)
+            vectors = self._embed([by_hash[h] for h in missing], progress)
+            fresh = dict(zip(missing, vectors, strict=True))
+            if remember:
+                self._vectors.update(fresh)
+                self._write_shard(missing, vectors)
         if not hashes:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.stack([self._vectors[h] for h in hashes])
+        return np.stack([fresh[h] if h in fresh else self._vectors[h] for h in hashes])
 
     @property
     def dimension(self) -> int:
@@ -85,6 +95,7 @@ class Embedder:
         return vectors.astype(np.float32)
 
     def _load_shards(self) -> None:
+        self._scanned = True
         if not self.directory.is_dir():
             return
         for shard in sorted(self.directory.glob("shard-*.npz")):

@@ -8,6 +8,7 @@ a text built from it, exactly as unseen corpus models are represented in trainin
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from lens.neighbours import EVIDENCE_FEATURES
 from lens.rankers import Query
 
 EVIDENCE_PER_MODEL = 2
+QUERY_VECTORS = 1024
+"""Description vectors a recommender keeps (least recently used out): repeated queries skip the encoder."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,11 @@ class Recommender:
 
     def __init__(self, bundle: Bundle, embedder: Embedder):
         self.bundle, self.embedder = bundle, embedder
-        self.names = ModelNames.build(bundle.models["name"])
+        # The corpus joined some bare names to hub ids (`models.csv.gz` hf_id); the bundle keeps only the result, so the
+        # same links are rebuilt from it: asked by its displayed name, such a model must resolve to its own key.
+        models = bundle.models
+        linked = {n: k for n, k in zip(models["name"], models["key"], strict=True) if "/" in k and "/" not in n}
+        self.names = ModelNames.build(models["name"], hf_ids=linked)
         self.index = {key: i for i, key in enumerate(bundle.models["key"])}
         with torch.no_grad():
             self.side = bundle.model.model_side(bundle.pool)
@@ -78,6 +85,11 @@ class Recommender:
         ranks = obs.groupby("group_id")["value"].rank(ascending=False, method="min").astype(int)
         self.observations = obs.assign(rank=ranks, of=obs.groupby("group_id")["value"].transform("size"))
         self.by_model = self.observations.groupby("model_id").indices
+        # The description is embedded once per request (scores and evidence both need it) and popular ones once.
+        self._vector = functools.lru_cache(maxsize=QUERY_VECTORS)(self._embed_query)
+
+    def _embed_query(self, text: str) -> np.ndarray:
+        return self.embedder.encode([text], remember=False)[0]
 
     @classmethod
     def load(cls, path: Path, cache_dir: Path) -> Recommender:
@@ -86,7 +98,7 @@ class Recommender:
         return cls(bundle, Embedder(encoder, cache_dir, max_tokens))
 
     def _query(self, query: Query) -> tuple[torch.Tensor, np.ndarray]:
-        vector = self.embedder.encode([query.text])
+        vector = self._vector(query.text)[None]
         features = QueryFeatures.build([query.group], [query.task], [query.metric], vector, self.bundle.vocabulary)
         with torch.no_grad():
             return self.bundle.model.query_side(features), vector[0]
@@ -127,7 +139,8 @@ class Recommender:
                 "size_bucket": [size_bucket(parse_size(n)) for n in names],
             }
         )
-        text = self.embedder.encode([f"{n} | family: {f}" for n, f in zip(names, families, strict=True)])
+        texts = [f"{n} | family: {f}" for n, f in zip(names, families, strict=True)]
+        text = self.embedder.encode(texts, remember=False)
         features = ModelFeatures.build(table, self.bundle.vocabulary, text, self.bundle.model.config.name_buckets)
         q, _ = self._query(query)
         # A model the bundle has never seen has no records near any query: zero evidence and zero coverage.

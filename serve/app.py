@@ -239,7 +239,11 @@ class ModelLensServer:
         """The registry version being served, the alias it came from, and the snapshot and run that made it."""
         served = self.served
         return schemas.VersionInfo(
-            model_version=served.version, alias=served.alias, snapshot=served.snapshot, run_id=served.run_id
+            model_version=served.version,
+            alias=served.alias,
+            snapshot=served.snapshot,
+            run_id=served.run_id,
+            known_models=len(served.recommender.bundle.models),
         )
 
     @api.post("/admin/reload", response_model=schemas.ReloadResponse)

@@ -135,6 +135,7 @@ class VersionInfo(BaseModel):
     alias: str
     snapshot: str | None
     run_id: str | None
+    known_models: int = Field(description="Models the served version knows: the default candidates of a request.")
 
 
 class ReloadResponse(BaseModel):

@@ -25,3 +25,12 @@ def test_cache_is_per_encoder(tmp_path: Path):
     a = Embedder("all-MiniLM-L6-v2", tmp_path)
     b = Embedder("some/other-encoder", tmp_path)
     assert a.directory != b.directory
+
+
+def test_texts_a_service_is_sent_are_embedded_but_not_cached(embedder: Embedder):
+    """A service sees endless distinct descriptions: they must not grow the cache on disk or in memory."""
+    shards, cached = set(embedder.directory.glob("shard-*.npz")), embedder.cached
+    query = "bird songs recorded at dawn in a wet rainforest, one species per clip"
+    served = embedder.encode([query], remember=False)
+    assert embedder.cached == cached and set(embedder.directory.glob("shard-*.npz")) == shards
+    assert np.allclose(served, embedder.encode([query]), atol=1e-6)  # the vector the cached path gives

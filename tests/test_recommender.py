@@ -135,3 +135,13 @@ def test_train_then_rank_from_the_command_line(tmp_path: Path, shared_home: Path
     result = runner.invoke(app, ["pool", "--model", str(bundle), "--description", "bird photos", "--k", "2"])
     assert result.exit_code == 0, result.output
     assert len(json.loads(result.stdout)["pool"]) == 2
+
+
+def test_a_model_the_corpus_linked_to_its_hub_id_is_known_by_its_displayed_name(recommender: Recommender):
+    models = recommender.bundle.models
+    linked = models[models["key"].str.contains("/") & ~models["name"].str.contains("/")]
+    assert len(linked), "the slice has bare names the corpus joined to hub ids (models.csv.gz hf_id)"
+    name, key = linked["name"].iloc[0], linked["key"].iloc[0]
+    assert recommender.names.keys([name, name.upper()]) == [key, key]
+    scores = recommender.rank(ASR, [name])
+    assert scores[name] == recommender.pool_scores(ASR)[recommender.index[key]]  # its own score, not a cold start

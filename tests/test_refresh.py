@@ -205,3 +205,30 @@ def test_the_deployment_runs_when_triggered_without_waiting_for_the_clock(home: 
     assert finished.state.is_completed() and finished.name.startswith("refresh 20")
     assert "nothing retrained" in _reports()[-1]
     assert links  # nights 1 and 2 linked their MLflow runs
+
+
+def test_the_service_runs_in_the_background_until_stopped(night_1, monkeypatch: pytest.MonkeyPatch):
+    """What `make refresh` does after the flow: `serve --detach`, one `ask`, and later `make stop`."""
+    monkeypatch.setenv("MODELLENS_SERVE_PORT", str(free_port()))
+    url = f"http://127.0.0.1:{os.environ['MODELLENS_SERVE_PORT']}"
+
+    def modellens(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "serve.cli", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=400, env={**os.environ, "COLUMNS": "200"}
+        )
+
+    started = modellens("serve", "--detach")
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"ModelLens API on {url} serving version" in started.stdout
+        assert "already serving" in modellens("serve", "--detach").stdout  # a second start finds the first
+        asked = modellens("ask", ASR["description"], "--task", ASR["task"], "-k", "3")
+        assert asked.returncode == 0, asked.stdout + asked.stderr
+        assert "POST /recommend" in asked.stdout and asked.stdout.count("│") > 3 * 6
+    finally:
+        stopped = modellens("stop")
+    assert "stopped the service" in stopped.stdout
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{url}/healthz", timeout=5)
+    assert "no background service" in modellens("stop").stdout

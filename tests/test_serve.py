@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import mlflow
 import pytest
 import schemathesis
 import yaml
@@ -223,11 +224,13 @@ def test_tasks_metrics_health_and_docs(api: httpx.Client):
 
 
 def test_version_names_the_champion_its_snapshot_and_run(api: httpx.Client, champion: TrainingRun):
+    registered = mlflow.pyfunc.load_model(f"models:/{NAME}/{champion.version}").unwrap_python_model()
     assert api.get("/version").json() == {
         "model_version": str(champion.version),
         "alias": "champion",
         "snapshot": champion.snapshot,
         "run_id": champion.run_id,
+        "known_models": len(registered.recommender.bundle.models),
     }
 
 
