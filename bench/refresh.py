@@ -6,7 +6,7 @@ selection and refit, evaluate ModelLens and the baselines on the held-out famili
 
 Run: `.venv/bin/python bench/refresh.py [CORPUS_DIR] [--keep HOME]`; writes bench/results/refresh.md. Both runs use
 one MODELLENS_HOME, empty at the start (the second finds the first's snapshot and registry; the embedding cache
-starts empty too): a temporary one, or HOME with `--keep` (bench/serve.py can then load its champion).
+starts empty too): a temporary one, or HOME with `--keep` (bench/serving.py can then load its champion).
 """
 
 from __future__ import annotations

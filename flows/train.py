@@ -52,6 +52,14 @@ class TrainingRun:
 
 
 @task(cache_policy=NO_CACHE)
+def embed(corpus: Corpus, embedder: Embedder) -> int:
+    """Embed every description and model text training reads, with a progress bar: only texts new to the cache cost
+    anything, but on an empty cache that is minutes. Returns how many texts are cached."""
+    embedder.encode(list(corpus.groups["text"]) + list(corpus.models["text"]), progress=True)
+    return embedder.cached
+
+
+@task(cache_policy=NO_CACHE)
 def fit(corpus: Corpus, embedder: Embedder, config: LensConfig, seed: int) -> tuple[TrainedModel, TrainedModel]:
     """`(selection run, final model)` trained on `corpus`."""
     return train_selected(corpus, embedder, config, seed)
@@ -156,6 +164,7 @@ def train(snapshot: str | None = None, config: Path | None = None, seed: int | N
     run_id = start_run(client, f"train {data.id}", about, params)
     try:
         embedder = Embedder(settings.encoder, settings.cache_dir)
+        embed(data.corpus, embedder)
         selection, final = fit(parts.train, embedder, lens_config, seed)
         with tempfile.TemporaryDirectory(prefix="modellens-train-") as work:
             bundle = write_bundle(final, parts.train, embedder, lens_config, Path(work) / "bundle")

@@ -85,6 +85,17 @@ class Recommender:
         ranks = obs.groupby("group_id")["value"].rank(ascending=False, method="min").astype(int)
         self.observations = obs.assign(rank=ranks, of=obs.groupby("group_id")["value"].transform("size"))
         self.by_model = self.observations.groupby("model_id").indices
+        # Per-request work reads these arrays, not the frames: at ~17K models pandas indexing is most of a request.
+        self._pool = _Candidates.of_pool(bundle.models)
+        groups = bundle.groups
+        self._obs_group = self.group_row.reindex(obs["group_id"]).to_numpy()
+        self._obs_value = np.where(
+            groups["higher_is_better"].to_numpy(dtype=bool)[self._obs_group], obs["value"], -obs["value"]
+        )  # as published
+        self._obs_rank = self.observations["rank"].to_numpy()
+        self._obs_of = self.observations["of"].to_numpy()
+        self._group_dataset = groups["dataset"].to_numpy()
+        self._group_metric = groups["metric"].to_numpy()
         # The description is embedded once per request (scores and evidence both need it) and popular ones once.
         self._vector = functools.lru_cache(maxsize=QUERY_VECTORS)(self._embed_query)
 
@@ -166,86 +177,109 @@ class Recommender:
         says (size, family) and shown without evidence. A size limit excludes models of unknown size, a license
         filter models of unknown license: a filter never lets through a model it cannot vouch for.
         """
-        table = self._scored(query, candidates)
-        keep = np.ones(len(table), dtype=bool)
-        params = table["n_parameters"].to_numpy(dtype=float)
+        table, scores = self._scored(query, candidates)
+        keep = np.ones(len(scores), dtype=bool)
         if max_params is not None:
-            keep &= params <= max_params
+            keep &= table.n_parameters <= max_params
         if min_params is not None:
-            keep &= params >= min_params
+            keep &= table.n_parameters >= min_params
         if licenses:
-            keep &= table["license"].fillna("").str.lower().isin([x.lower() for x in licenses]).to_numpy()
+            keep &= np.isin(table.license_lower, [x.lower() for x in licenses])
         if families:
-            keep &= table["family"].isin([x.lower() for x in families]).to_numpy()
+            keep &= np.isin(table.family, [x.lower() for x in families])
         if exclude:
-            keep &= ~table["key"].isin(self.names.keys(exclude)).to_numpy()
+            keep &= ~np.isin(table.key, self.names.keys(exclude))
         rows = np.flatnonzero(keep)
-        scores = table["score"].to_numpy()
-        top = rows[np.argsort(-scores[rows], kind="stable")[:k]]
+        if len(rows) > k:  # what can be in the top k (ties included) by partition: sorting the whole pool costs more
+            rows = rows[scores[rows] >= -np.partition(-scores[rows], k - 1)[k - 1]]
+        top = rows[np.lexsort((rows, -scores[rows]))][:k]  # best first, ties in the pool's order
         _, vector = self._query(query)
-        return [self._recommendation(table.iloc[int(r)], vector) for r in top]
+        return [self._recommendation(table, int(i), float(scores[i]), vector) for i in top]
 
-    def _scored(self, query: Query, candidates: Sequence[str] | None) -> pd.DataFrame:
-        """`key, name, n_parameters, license, family, score, row` of the pool or of the candidates (row -1: unseen)."""
-        columns = ["key", "name", "n_parameters", "license", "family"]
+    def _scored(self, query: Query, candidates: Sequence[str] | None) -> tuple[_Candidates, np.ndarray]:
+        """The pool or the candidates (row -1: unseen) and their scores."""
         if candidates is None:
-            return self.bundle.models[columns].assign(
-                score=self.pool_scores(query), row=np.arange(len(self.bundle.models))
-            )
+            return self._pool, self.pool_scores(query)
         unique: dict[str, str] = {}
         for key, name in zip(self.names.keys(candidates), candidates, strict=True):
             unique.setdefault(key, name)  # the first spelling of each model
         names = list(unique.values())
         rows = [self.index.get(key, -1) for key in unique]
-        meta = self.bundle.models
-        scores = self.rank(query, names)
-        return pd.DataFrame(
-            {
-                "key": list(unique),
-                "name": names,
-                "n_parameters": [
-                    meta["n_parameters"].iat[r] if r >= 0 else parse_size(n) or math.nan
+        pool = self._pool
+        table = _Candidates(
+            key=np.array(list(unique), dtype=object),
+            name=np.array(names, dtype=object),
+            n_parameters=np.array(
+                [
+                    pool.n_parameters[r] if r >= 0 else parse_size(n) or math.nan
                     for r, n in zip(rows, names, strict=True)
                 ],
-                "license": [meta["license"].iat[r] if r >= 0 else None for r in rows],
-                "family": [meta["family"].iat[r] if r >= 0 else family_of(n) for r, n in zip(rows, names, strict=True)],
-                "score": [scores[n] for n in names],
-                "row": rows,
-            }
+                dtype=float,
+            ),
+            license=np.array([pool.license[r] if r >= 0 else None for r in rows], dtype=object),
+            family=np.array(
+                [pool.family[r] if r >= 0 else family_of(n) for r, n in zip(rows, names, strict=True)], dtype=object
+            ),
+            row=np.array(rows, dtype=int),
         )
+        scores = self.rank(query, names)
+        return table, np.array([scores[n] for n in names], dtype=float)
 
-    def _recommendation(self, item: pd.Series, vector: np.ndarray) -> Recommendation:
-        params = float(item["n_parameters"])
+    def _recommendation(self, table: _Candidates, i: int, score: float, vector: np.ndarray) -> Recommendation:
+        params = float(table.n_parameters[i])
+        row = int(table.row[i])
         return Recommendation(
-            model=str(item["name"]),
-            score=float(item["score"]),
+            model=str(table.name[i]),
+            score=score,
             n_parameters=None if math.isnan(params) else params,
-            license=item["license"] if isinstance(item["license"], str) else None,
-            family=str(item["family"]),
-            evidence=self._evidence(int(item["row"]), vector) if item["row"] >= 0 else (),
+            license=table.license[i],
+            family=str(table.family[i]),
+            evidence=self._evidence(row, vector) if row >= 0 else (),
         )
 
     def _evidence(self, model_id: int, vector: np.ndarray) -> tuple[Evidence, ...]:
         positions = self.by_model.get(model_id)
         if positions is None:
             return ()
-        seen = self.observations.iloc[positions]
-        rows = self.group_row.reindex(seen["group_id"]).to_numpy()
-        similarity = self.bundle.group_vectors[rows] @ vector
-        groups = self.bundle.groups
-        out = []
-        for i in np.argsort(-similarity, kind="stable")[:EVIDENCE_PER_MODEL]:
-            obs = seen.iloc[i]
-            group = groups.loc[obs["group_id"]]
-            value = float(obs["value"]) if group["higher_is_better"] else -float(obs["value"])  # as published
-            out.append(
-                Evidence(
-                    group["dataset"],
-                    group["metric"],
-                    round(float(similarity[i]), 3),
-                    value,
-                    int(obs["rank"]),
-                    int(obs["of"]),
-                )
+        groups = self._obs_group[positions]
+        similarity = self.bundle.group_vectors[groups] @ vector
+        best = np.argsort(-similarity, kind="stable")[:EVIDENCE_PER_MODEL]
+        return tuple(
+            Evidence(
+                self._group_dataset[groups[i]],
+                self._group_metric[groups[i]],
+                round(float(similarity[i]), 3),
+                float(self._obs_value[positions[i]]),
+                int(self._obs_rank[positions[i]]),
+                int(self._obs_of[positions[i]]),
             )
-        return tuple(out)
+            for i in best
+        )
+
+
+@dataclass(frozen=True)
+class _Candidates:
+    """What `recommend` filters and shows, as arrays aligned with the scores: the pool, or a request's candidates."""
+
+    key: np.ndarray
+    name: np.ndarray
+    n_parameters: np.ndarray
+    license: np.ndarray
+    family: np.ndarray
+    row: np.ndarray
+    """Row in the pool, -1 for a model the bundle never saw."""
+
+    @functools.cached_property
+    def license_lower(self) -> np.ndarray:
+        return np.array([x.lower() if isinstance(x, str) else "" for x in self.license], dtype=object)
+
+    @classmethod
+    def of_pool(cls, models: pd.DataFrame) -> _Candidates:
+        return cls(
+            key=models["key"].to_numpy(dtype=object),
+            name=models["name"].to_numpy(dtype=object),
+            n_parameters=models["n_parameters"].to_numpy(dtype=float),
+            license=np.array([x if isinstance(x, str) else None for x in models["license"]], dtype=object),
+            family=models["family"].to_numpy(dtype=object),
+            row=np.arange(len(models)),
+        )

@@ -9,7 +9,7 @@ Two kinds of traffic: 64 real dataset descriptions asked over and over (a replic
 vector), and descriptions never seen before (every request pays for the text encoder as well as the ranking).
 
 Run after a full refresh left a champion (`make refresh`, or `bench/refresh.py --keep HOME`):
-`MODELLENS_HOME=HOME .venv/bin/python bench/serve.py`; writes bench/results/serve.md. Every request goes to loopback
+`MODELLENS_HOME=HOME .venv/bin/python bench/serving.py`; writes bench/results/serve.md. Every request goes to loopback
 and every phase is bounded in requests and seconds.
 """
 
@@ -106,19 +106,20 @@ async def swap(url: str, bodies: Bodies, settings: Settings) -> tuple[dict[str, 
     return summary(frame, wall), summary(window, max(switched + 2 - promoted, 1e-9)), note
 
 
-async def measure(url: str, bodies: list[dict], settings: Settings) -> list[tuple[str, dict[str, float], str]]:
+async def measure(url: str, settings: Settings) -> list[tuple[str, dict[str, float], str]]:
     results = []
-    await load(url, bodies, 2, 40, 30)  # warm up: first calls pay for lazy imports and allocations
-    started = time.perf_counter()
-    frame = await load(url, bodies, 1, SEQUENTIAL, 120)
-    results.append(("low concurrency (1 client)", summary(frame, time.perf_counter() - started), ""))
-    started = time.perf_counter()
-    frame = await load(url, bodies, **SATURATION)
-    results.append(
-        (f"saturation ({SATURATION['concurrency']} clients)", summary(frame, time.perf_counter() - started), "")
-    )
-    whole, window, note = await swap(url, bodies, settings)
-    results.append((f"hot swap under load ({SWAP['concurrency']} clients), whole run", whole, note))
+    repeated, fresh = Bodies(settings, fresh=False), Bodies(settings, fresh=True)
+    await load(url, repeated, 2, 128, 60)  # warm up: lazy imports, allocations, and the repeated set's vectors
+    for kind, bodies in (("repeated descriptions", repeated), ("new descriptions", fresh)):
+        started = time.perf_counter()
+        frame = await load(url, bodies, 1, SEQUENTIAL, 120)
+        results.append((f"low concurrency (1 client), {kind}", summary(frame, time.perf_counter() - started), ""))
+        started = time.perf_counter()
+        frame = await load(url, bodies, **SATURATION)
+        phase = f"saturation ({SATURATION['concurrency']} clients), {kind}"
+        results.append((phase, summary(frame, time.perf_counter() - started), ""))
+    whole, window, note = await swap(url, fresh, settings)
+    results.append((f"hot swap under load ({SWAP['concurrency']} clients, new descriptions), whole run", whole, note))
     results.append(("hot swap: the swap window (promotion to 2 s after the first new answer)", window, ""))
     return results
 
@@ -128,6 +129,7 @@ def main() -> None:
     environment.apply(settings)
     from serve import local
 
+    load_before = os.getloadavg()[0]
     url = local.start(settings)
     try:
         version = httpx.get(f"{url}/version", timeout=30).json()
@@ -138,14 +140,15 @@ def main() -> None:
     lines = [
         "# Serving: latency, throughput and a hot swap over HTTP on 127.0.0.1",
         "",
-        f"- command: `MODELLENS_HOME={settings.home} .venv/bin/python bench/serve.py` "
+        f"- command: `MODELLENS_HOME={settings.home} .venv/bin/python bench/serving.py` "
         "(after `bench/refresh.py --keep`)",
         f"- served: version {version['model_version']} of `{settings.registered_model}` (@{version['alias']}, "
         f"snapshot {version['snapshot']}), every request over all {version['known_models']:,} known models, k = 10, "
         "real dataset descriptions (the hot swap: new ones)",
         f"- deployment as in `deploy/serve.yaml` (1 replica, 1 CPU, OMP_NUM_THREADS={threads}); load generator on "
         "the same machine (asyncio + httpx, one process)",
-        f"- machine: {platform.machine()}, {os.cpu_count()} cores, load average at the end {os.getloadavg()[0]:.2f}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} cores, load average {load_before:.2f} before the service "
+        f"started, {os.getloadavg()[0]:.2f} at the end (anything else running takes cores from the service)",
         "",
         "| phase | requests | failed | p50 ms | p99 ms | req/s | note |",
         "|---|---:|---:|---:|---:|---:|---|",
