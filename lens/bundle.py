@@ -25,7 +25,9 @@ from lens.model import ModelFeatures, ModelLens, Vocabulary
 from lens.neighbours import NeighbourIndex
 from lens.training import LensConfig, TrainedModel
 
-FORMAT = 2
+FORMAT = 3
+"""Bumped whenever the weights or pool a bundle holds change meaning (3: the neighbour evidence is a kNN score
+stacked on the network's, not an input of its first layer), so an old bundle is refused with a reason."""
 _MODEL_COLUMNS = ["key", "name", "n_parameters", "license", "family", "size_bucket"]
 _GROUP_COLUMNS = ["key", "source", "task", "dataset", "metric", "higher_is_better", "description", "text", "trainable"]
 
@@ -117,7 +119,10 @@ def load_bundle(path: Path) -> Bundle:
         )
     manifest = json.loads((path / "manifest.json").read_text())
     if manifest.get("format") != FORMAT:
-        raise BundleError(f"{path}: bundle format {manifest.get('format')} is not supported (expected {FORMAT})")
+        raise BundleError(
+            f"{path}: bundle format {manifest.get('format')} is not supported (expected {FORMAT}); retrain it "
+            "(`modellens train`, or `modellens retrain` for a registered model)"
+        )
     vocabulary = Vocabulary.from_dict(json.loads((path / "vocabulary.json").read_text()))
     config = LensConfig.from_dict(manifest["config"])
     model = ModelLens(config.model, vocabulary, manifest["text_dim"])

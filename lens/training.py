@@ -134,8 +134,6 @@ class Batch:
     better: Tensor
     worse: Tensor
     pair_weight: Tensor
-    evidence: Tensor | None = None
-    """`[rows, 2]` neighbour evidence, when the network reads it."""
 
     def __post_init__(self) -> None:
         rows = int(self.lists.sum())
@@ -166,7 +164,7 @@ def ensemble_loss(net: nn.Module, batch: Batch, config: TrainConfig) -> Tensor:
     `net` may be the DDP wrapper. Pairs are scored on the lists' rows, so one forward pass serves both branches:
     DDP sees one forward per backward, and a step costs one row per list item instead of three.
     """
-    out = net(batch.models, batch.queries, batch.evidence)
+    out = net(batch.models, batch.queries)
     scores = torch.zeros(batch.lists.shape, dtype=out.score.dtype).masked_scatter(batch.lists, out.score)
     listwise = list_mle(scores, batch.lists)
     point_list = F.mse_loss(out.z, batch.z)
@@ -184,12 +182,7 @@ def ensemble_loss(net: nn.Module, batch: Batch, config: TrainConfig) -> Tensor:
 
 
 class TrainingRecords:
-    """Trainable records ordered by group, best first within a group, with each group's slice.
-
-    `evidence` (set by `train` when the network reads it) holds each record's neighbour evidence, row-aligned.
-    """
-
-    evidence: np.ndarray | None = None
+    """Trainable records ordered by group, best first within a group, with each group's slice."""
 
     def __init__(self, corpus: Corpus):
         trainable = corpus.groups["trainable"].to_numpy()
@@ -246,7 +239,6 @@ class TrainingRecords:
             better=torch.as_tensor(better),
             worse=torch.as_tensor(worse),
             pair_weight=torch.as_tensor(np.tanh(config.alpha * np.abs(z[better] - z[worse]))),
-            evidence=None if self.evidence is None else torch.as_tensor(self.evidence[rows]),
         )
 
 
@@ -326,7 +318,7 @@ class TrainedModel:
     """The training groups the network reads neighbour evidence from, if it does."""
 
     def evidence(self, vectors: np.ndarray, tasks: list[str]) -> Tensor | None:
-        """`[queries, models, 2]` neighbour evidence over the pool for embedded queries, if the network reads it."""
+        """`[queries, models, 1]` neighbour evidence over the pool for embedded queries, if the network reads it."""
         if self.neighbours is None:
             return None
         return torch.as_tensor(self.neighbours.pool(self.neighbours.weights(vectors, tasks)))
@@ -358,19 +350,6 @@ def neighbour_index(corpus: Corpus, records, queries: QueryFeatures, config: Mod
     )
 
 
-def training_evidence(
-    corpus: Corpus, records: TrainingRecords, queries: QueryFeatures, neighbours: NeighbourIndex
-) -> np.ndarray:
-    """Each training record's neighbour evidence, its own benchmark family left out: a leaderboard's other metrics
-    and versions would otherwise hand the network the answer, which an unseen dataset never has."""
-    group_ids = np.unique(records.group_id)
-    groups = corpus.groups.loc[group_ids]
-    weights = neighbours.weights(
-        queries.description[group_ids].numpy(), groups["task"].to_numpy(), groups["benchmark"].to_numpy()
-    )
-    return neighbours.pairs(weights, np.searchsorted(group_ids, records.group_id), records.model_id)
-
-
 def train(
     train: Corpus, val: Corpus | None, embedder: Embedder, config: LensConfig = LensConfig(), seed: int = 2025
 ) -> TrainedModel:
@@ -390,9 +369,8 @@ def train(
     )
     queries = query_features(train, vocab, embedder)
     neighbours = None
-    if config.model.uses_evidence:
+    if config.model.uses_evidence:  # not read in training (`ModelLens`), but in validation and serving
         neighbours = neighbour_index(train, records.frame, queries, config.model)
-        records.evidence = training_evidence(train, records, queries, neighbours)
     validation = None if val is None else Validation(val, queries, neighbours)
 
     distributed = dist.is_available() and dist.is_initialized()

@@ -77,7 +77,7 @@ def test_decomposition_equals_the_forward_pass_and_the_unsplit_first_layer():
     vocab, models, queries = synthetic()
     torch.manual_seed(0)
     model = ModelLens(TINY, vocab, text_dim=12).eval()
-    evidence = torch.randn(len(queries), len(models), 2, generator=torch.Generator().manual_seed(1))
+    evidence = torch.randn(len(queries), len(models), 1, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         side = model.model_side(models)
         parts = torch.stack(
@@ -87,8 +87,8 @@ def test_decomposition_equals_the_forward_pass_and_the_unsplit_first_layer():
         forward = torch.stack(
             [model(models, queries.take(torch.full_like(rows, i)), evidence[i]).score for i in range(len(queries))]
         )
-        # The published architecture: one Linear over [model views, query views] (and the per-pair evidence).
-        inputs = (model.model_in, model.query_in, model.evidence_in)
+        # The published architecture: one Linear over [model views, query views], plus the weighted evidence.
+        inputs = (model.model_in, model.query_in)
         first = torch.nn.Linear(sum(layer.in_features for layer in inputs), TINY.hidden)
         first.weight.copy_(torch.cat([layer.weight for layer in inputs], dim=1))
         first.bias.copy_(model.query_in.bias)
@@ -97,13 +97,17 @@ def test_decomposition_equals_the_forward_pass_and_the_unsplit_first_layer():
         unsplit = []
         for i in range(len(queries)):
             query_views = model.query_views(queries.take(torch.full_like(rows, i)))
-            pre = first(torch.cat([model_views, query_views, evidence[i]], dim=1))
+            pre = first(torch.cat([model_views, query_views], dim=1))
             hidden = torch.relu(model.layer2(torch.relu(pre)))
-            skip = model.evidence_skip * evidence[i, :, 0]
-            unsplit.append((model.score_head(hidden).squeeze(1) + prior + skip) / model.temperature)
+            unsplit.append(
+                (model.score_head(hidden).squeeze(1) + prior) / model.temperature
+                + TINY.evidence_weight * evidence[i, :, 0]
+            )
     assert parts.shape == (len(queries), len(models))
     torch.testing.assert_close(parts, forward, atol=1e-5, rtol=0)
     torch.testing.assert_close(parts, torch.stack(unsplit), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="evidence"):  # serving must not forget the evidence term
+        model.score_from_parts(side, model.query_side(queries)[0])
 
 
 def test_id_dropout_replaces_ids_only_in_training():
@@ -111,7 +115,7 @@ def test_id_dropout_replaces_ids_only_in_training():
     torch.manual_seed(0)
     model = ModelLens(dataclasses.replace(TINY, model_id_dropout=0.5), vocab, text_dim=12)
     rows = torch.zeros(len(models), dtype=torch.long)
-    evidence = torch.zeros(len(models), 2)
+    evidence = torch.zeros(len(models), 1)
     model.eval()
     assert torch.equal(
         model(models, queries.take(rows), evidence).score, model(models, queries.take(rows), evidence).score
@@ -125,7 +129,7 @@ def test_id_dropout_replaces_ids_only_in_training():
 
 @pytest.mark.parametrize(
     ("switch", "absent"),
-    [("id_views", ["model_id", "group_id"]), ("text_views", ["evidence_in"]), ("evidence_view", ["evidence_in"])],
+    [("id_views", ["model_id", "group_id"]), ("text_views", []), ("evidence_view", [])],
 )
 def test_ablation_switches_remove_views_and_their_parameters(switch: str, absent: list[str]):
     vocab, models, queries = synthetic()
@@ -139,10 +143,13 @@ def test_ablation_switches_remove_views_and_their_parameters(switch: str, absent
         or switch == "evidence_view"
     )
     rows = torch.zeros(len(models), dtype=torch.long)
-    evidence = torch.zeros(len(models), 2) if ablated.config.uses_evidence else None  # not needed once switched off
+    evidence = torch.ones(len(models), 1)
     with torch.no_grad():
         scores = ablated(models, queries.take(rows), evidence).score
+        bare = ablated(models, queries.take(rows)).score
     assert torch.isfinite(scores).all()
+    # Switching text views or the evidence view off drops the evidence term (the network never reads it).
+    assert torch.equal(scores, bare) == (switch != "id_views")
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from lens.corpus import Corpus
 from lens.embeddings import Embedder
 from lens.model import ModelConfig, QueryFeatures, Vocabulary
 from lens.neighbours import NeighbourIndex
-from lens.training import TrainingRecords, neighbour_index, query_features, training_evidence
+from lens.training import TrainingRecords, neighbour_index, query_features
 
 
 @pytest.fixture(scope="module")
@@ -25,33 +25,39 @@ def test_a_known_dataset_reads_back_its_own_records(indexed, slice_corpus: Corpu
     evidence = index.pool(index.weights(queries.description[[group]].numpy(), [task]))[0]
     rows = records.group_id == group
     observed = records.model_id[rows]
-    # k = 1: the nearest group is the group itself, with weight 1 -> z / (1 + shrinkage), coverage 1.
-    expected = records.z[rows] / (1 + index.shrinkage)
+    # The prior: each model's mean z over the task's groups, shrunk by the same pseudo-weight.
+    on_task = slice_corpus.groups["task"].to_numpy()[records.group_id] == task
+    total = np.bincount(records.model_id[on_task], records.z[on_task], minlength=len(slice_corpus.models))
+    count = np.bincount(records.model_id[on_task], minlength=len(slice_corpus.models))
+    prior = total / (count + index.shrinkage)
+    # k = 1: the nearest group is the group itself, with weight 1 -> (z + kappa prior) / (1 + kappa), coverage 1.
+    expected = (records.z[rows] + index.shrinkage * prior[observed]) / (1 + index.shrinkage)
     assert np.allclose(evidence[observed, 0], expected, atol=1e-5)
-    assert np.allclose(evidence[observed, 1], 1.0)
     others = np.setdiff1d(np.arange(len(slice_corpus.models)), observed)
-    assert not evidence[others].any()  # a model the neighbours never observed has no evidence at all
+    assert np.allclose(evidence[others, 0], prior[others], atol=1e-5)  # unobserved: only the prior speaks for them
+    assert not evidence[count == 0, 0].any()  # a model without any record on the task has no evidence at all
 
 
-def test_training_evidence_never_comes_from_the_records_own_benchmark(indexed, slice_corpus: Corpus):
+def test_pairs_equal_the_pool_and_the_prior_reads_the_querys_task(indexed, slice_corpus: Corpus):
     index, records, queries = indexed
-    groups = slice_corpus.groups
-    ids = np.unique(records.group_id)
-    weights = index.weights(queries.description[ids].numpy(), groups.loc[ids, "task"], groups.loc[ids, "benchmark"])
-    own = groups.loc[ids, "benchmark"].to_numpy()
-    known = groups.loc[np.unique(records.group_id), "benchmark"].to_numpy()
-    rows, cols = weights.nonzero()
-    assert len(rows) and not (own[rows] == known[cols]).any()
-    assert np.allclose(np.asarray(weights.sum(axis=1)).ravel()[np.diff(weights.indptr) > 0], 1.0)
-    evidence = training_evidence(slice_corpus, records, queries, index)
-    assert evidence.shape == (len(records.frame), 2) and np.isfinite(evidence).all()
+    ids = np.unique(records.group_id)  # the index's groups, in its row order
+    tasks = slice_corpus.groups.loc[ids, "task"].to_numpy()
+    weights = index.weights(queries.description[ids].numpy(), tasks)
+    near = weights.near
+    assert np.allclose(np.asarray(near.sum(axis=1)).ravel(), 1.0)
+    rows, cols = near.nonzero()
+    assert (tasks[rows] == tasks[cols]).all()  # the nearest groups of the query's task
+    assert (weights.prior[rows] == index.tasks[cols]).all()  # and the prior of that task
+    positions = np.searchsorted(ids, records.group_id)
+    evidence = index.pairs(weights, positions, records.model_id)
+    assert evidence.shape == (len(records.frame), 1) and np.isfinite(evidence).all()
     # Pairs gathered in chunks equal the dense pool evidence of the same queries.
     dense = index.pool(weights)
-    positions = np.searchsorted(ids, records.group_id)
     assert np.allclose(evidence, dense[positions, records.model_id], atol=1e-6)
 
 
 def test_an_unknown_task_reads_the_nearest_groups_of_any_task(indexed):
     index, _, queries = indexed
     weights = index.weights(queries.description[:3].numpy(), ["a task nobody has", "", "x"])
-    assert (np.diff(weights.indptr) == 1).all()  # k = 1 neighbour each, found across tasks
+    assert (np.diff(weights.near.indptr) == 1).all()  # k = 1 neighbour each, found across tasks
+    assert (weights.prior == len(index.priors) - 1).all()  # and the prior is the mean over every group

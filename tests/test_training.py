@@ -101,7 +101,7 @@ class FixedOutput(nn.Module):
         super().__init__()
         self.output = Output(score, z)
 
-    def forward(self, models, queries, evidence=None) -> Output:
+    def forward(self, models, queries) -> Output:
         return self.output
 
 
@@ -145,7 +145,6 @@ def test_an_epoch_lists_every_record_once_best_first_and_pairs_are_weighted_by_z
 def test_every_parameter_gets_a_gradient_in_a_training_step(ablation: dict):
     corpus = toy_corpus()
     records = TrainingRecords(corpus)
-    records.evidence = np.random.default_rng(1).normal(size=(len(records.frame), 2)).astype(np.float32)
     vocab = Vocabulary.build(records.frame, corpus.groups, corpus.models)
     embedder = HashEmbedder()
     models = ModelFeatures.build(corpus.models, vocab, embedder.encode(list(corpus.models["text"])), 512)
@@ -248,9 +247,8 @@ def _ddp_worker(rank: int, world: int, port: int, out: Path) -> None:
         vocab, models, queries = _synthetic_rows(12, seed=rank)  # different data on each rank
         lists = torch.ones(3, 4, dtype=torch.bool)
         z = torch.randn(12, generator=torch.Generator().manual_seed(rank))
-        evidence = torch.randn(12, 2, generator=torch.Generator().manual_seed(10 + rank))
         pairs = (torch.tensor([0, 4, 8]), torch.tensor([3, 7, 11]), torch.ones(3))
-        batch = Batch(models, queries, lists, z, *pairs, evidence)
+        batch = Batch(models, queries, lists, z, *pairs)
         gradients = {}
         for wrapped in (True, False):
             torch.manual_seed(0)  # the same initial weights on both ranks
