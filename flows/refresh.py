@@ -46,6 +46,8 @@ from lens.sources import make_source
 from lens.sources.local import LocalSource
 from lens.store import Store
 
+INGEST, TRAIN, PROMOTE, SERVING = "ingest + validate", "train + evaluate + register", "promote", "update serving"
+"""The steps of a refresh, in order, as the report names them."""
 REPORT_KEY = "refresh-report"
 RUN_LINK_KEY = "refresh-mlflow-run"
 NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": [2, 5, 15]}
@@ -96,13 +98,21 @@ class RefreshReport:
 
     def headline(self) -> str:
         if self.failed:
-            return f"FAILED at {self.failed.name}: {self.failed.detail}. Snapshot, champion and serving are unchanged."
+            return f"FAILED at {self.failed.name}: {self.failed.detail}. {self._left_as_it_was()}"
         if self.decision is not None:
             verb = "promoted to @champion" if self.decision.promote else "trained, not promoted"
             return f"version {self.decision.challenger} {verb}: {self.decision.reason}"
         if self.trained_before is not None:
             return f"no new records since version {self.trained_before} was trained: nothing retrained"
         return "nothing to do"
+
+    def _left_as_it_was(self) -> str:
+        """What a failure left in place: everything before the step that failed is done, nothing after it."""
+        if self.failed.name == INGEST:
+            return "The previous snapshot, the champion and serving are unchanged."
+        if self.failed.name == SERVING:
+            return f"Version {self.decision.challenger} is @champion; the service did not confirm the switch."
+        return f"Snapshot {self.snapshot} is current; the champion and serving are unchanged."
 
     def markdown(self) -> str:
         lines = [f"# Refresh {self.started:%Y-%m-%d %H:%M} UTC", "", f"**{self.headline()}**", ""]
@@ -314,7 +324,7 @@ def refresh(
     client = tracking.connect(settings)
     name = settings.registered_model
     try:
-        with _step(report, "ingest + validate") as note:
+        with _step(report, INGEST) as note:
             intake = report.intake = ingest_sources(list(settings.sources if sources is None else sources), drops or [])
             quarantined = sum(c.quarantined for c in intake.report.counts.values())
             note.detail = (
@@ -322,7 +332,7 @@ def refresh(
                 f"changed records, {quarantined:,} rows quarantined"
             )
         report.snapshot = Store(settings.store_dir).current()
-        with _step(report, "train + evaluate + register") as note:
+        with _step(report, TRAIN) as note:
             fingerprint = load_snapshot(report.snapshot).fingerprint
             report.trained_before = None if force else version_trained_on(fingerprint)
             if report.trained_before is not None:
@@ -331,13 +341,13 @@ def refresh(
                 report.training = train(snapshot=report.snapshot, config=config)
                 report.run_url = _run_url(settings, client, report.training.run_id)
                 note.detail = f"version {report.training.version} registered as @challenger"
-        with _step(report, "promote") as note:
+        with _step(report, PROMOTE) as note:
             if report.training is None and pending_challenger(client, name) is None:
                 note.skip("no new challenger")
             else:
                 report.decision = promote(snapshot=report.snapshot)
                 note.detail = "promoted" if report.decision.promote else "refused by the gate"
-        with _step(report, "update serving") as note:
+        with _step(report, SERVING) as note:
             champion = registry.aliases(client, name).get(registry.CHAMPION)
             if report.decision is None or not report.decision.promote or champion is None:
                 note.skip("the champion did not change")
