@@ -167,7 +167,8 @@ def ask_command(
     answer = response.json()
     table = Table(title=f"POST /recommend: {description!r} (model version {answer['model_version']})")
     for column in ("rank", "model", "score", "params", "license", "nearest evidence"):
-        table.add_column(column, justify="right" if column in ("rank", "score", "params") else "left")
+        # Names are folded, never cut short: a recommendation is only useful with the whole model id.
+        table.add_column(column, justify="right" if column in ("rank", "score", "params") else "left", overflow="fold")
     for pick in answer["recommendations"]:
         evidence = pick["evidence"][0] if pick["evidence"] else None
         seen = f"{evidence['dataset']} {evidence['metric']} {evidence['value']:.4g}" if evidence else "cold start"
