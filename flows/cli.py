@@ -169,7 +169,7 @@ def ui_command() -> None:
     settings = Settings()
     Settings.ensure(settings.mlflow_artifacts)
     command, env = mlflow_ui(settings)
-    console.print(f"MLflow UI on http://{settings.host}:{settings.mlflow_port} (Ctrl-C stops it)")
+    console.print(f"MLflow UI on {settings.mlflow_ui_url} (Ctrl-C stops it)")
     with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C reaches the server too: it stops, and so do we
         subprocess.run(command, env=env, check=False)
 

@@ -140,11 +140,11 @@ def decide(
         raise ValueError("champion and champion_eval must be given together")
     value = challenger_eval.metrics.get(policy.metric, math.nan)
 
+    theirs = {} if champion_eval is None else champion_eval.metrics
     quality = tuple(
-        (metric, challenger_eval.metrics.get(metric, math.nan), None if champion_eval is None else
-         champion_eval.metrics.get(metric, math.nan))
-        for metric in REPORTED
-    )  # fmt: skip
+        (m, challenger_eval.metrics.get(m, math.nan), None if champion_eval is None else theirs.get(m, math.nan))
+        for m in REPORTED
+    )
 
     def decision(promote: bool, reason: str, champion_value=None, checks=()) -> PromotionDecision:
         return PromotionDecision(

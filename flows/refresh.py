@@ -236,11 +236,9 @@ def _by_source(store: Store, snapshot: str) -> tuple[dict[str, int], dict[str, i
 
 
 @task(cache_policy=NO_CACHE)
-def version_trained_on(fingerprint: str) -> int | None:
+def version_trained_on(client: MlflowClient, name: str, fingerprint: str) -> int | None:
     """The newest registered version trained on records with this fingerprint, if any."""
-    settings = Settings()
-    client = tracking.connect(settings)
-    versions = client.search_model_versions(f"name = '{settings.registered_model}'")
+    versions = client.search_model_versions(f"name = '{name}'")
     matching = [int(v.version) for v in versions if v.tags.get("data_fingerprint") == fingerprint]
     return max(matching, default=None)
 
@@ -264,7 +262,7 @@ def update_serving(champion: int) -> str:
         RefreshError: the service is up but did not switch in time.
     """
     settings = Settings()
-    url = f"http://{settings.host}:{settings.serve_port}"
+    url = settings.serve_url
     try:
         served = httpx.get(f"{url}/version", timeout=5).json()
     except httpx.ConnectError:
@@ -297,7 +295,7 @@ def publish(report: RefreshReport) -> Path:
 
 def _run_url(settings: Settings, client: MlflowClient, run_id: str) -> str:
     experiment = client.get_run(run_id).info.experiment_id
-    return f"http://{settings.host}:{settings.mlflow_port}/#/experiments/{experiment}/runs/{run_id}"
+    return f"{settings.mlflow_ui_url}/#/experiments/{experiment}/runs/{run_id}"
 
 
 def _run_name() -> str:
@@ -334,7 +332,7 @@ def refresh(
         report.snapshot = Store(settings.store_dir).current()
         with _step(report, TRAIN) as note:
             fingerprint = load_snapshot(report.snapshot).fingerprint
-            report.trained_before = None if force else version_trained_on(fingerprint)
+            report.trained_before = None if force else version_trained_on(client, name, fingerprint)
             if report.trained_before is not None:
                 note.skip(f"version {report.trained_before} was trained on these records already")
             else:

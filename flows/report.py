@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from flows.gate import REPORTED
 from lens.corpus import Corpus
 from lens.evaluate import Evaluation, quality_markdown, record_results
 from lens.splits import Split
 
-PER_TASK_COLUMNS = ("groups", "ndcg@10", "regret@1", "wtau_top", "hit@1")
-"""Metrics of the per-task Markdown table (the CSV has them all)."""
+PER_TASK_COLUMNS = ("groups", *REPORTED)
+"""Columns of the per-task Markdown table: the metrics a promotion decision reports (the CSV has them all)."""
 
 
 def write_quality(

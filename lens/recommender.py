@@ -193,7 +193,7 @@ class Recommender:
         if len(rows) > k:  # what can be in the top k (ties included) by partition: sorting the whole pool costs more
             rows = rows[scores[rows] >= -np.partition(-scores[rows], k - 1)[k - 1]]
         top = rows[np.lexsort((rows, -scores[rows]))][:k]  # best first, ties in the pool's order
-        _, vector = self._query(query)
+        vector = self._vector(query.text)  # embedded already for the scores: the LRU has it
         return [self._recommendation(table, int(i), float(scores[i]), vector) for i in top]
 
     def _scored(self, query: Query, candidates: Sequence[str] | None) -> tuple[_Candidates, np.ndarray]:

@@ -110,6 +110,15 @@ class Settings(BaseSettings):
         return self.home / "store"
 
     @property
+    def serve_url(self) -> str:
+        """Base URL of the recommendation API (web page at `/`, OpenAPI at `/docs`)."""
+        return f"http://{self.host}:{self.serve_port}"
+
+    @property
+    def mlflow_ui_url(self) -> str:
+        return f"http://{self.host}:{self.mlflow_port}"
+
+    @property
     def reports_dir(self) -> Path:
         """Refresh reports, one Markdown file per run (also Prefect artifacts)."""
         return self.home / "reports"

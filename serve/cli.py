@@ -9,10 +9,12 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -28,10 +30,6 @@ READY_SECONDS = 300
 """How long `serve --detach` waits for the first answer: Ray, Serve, and loading the champion on 2 busy cores."""
 
 
-def _url(settings: Settings) -> str:
-    return f"http://{settings.host}:{settings.serve_port}"
-
-
 def _pid_file(settings: Settings) -> Path:
     return settings.run_dir / "serve.pid"
 
@@ -42,9 +40,7 @@ def _running(settings: Settings) -> int | None:
     if not path.is_file():
         return None
     pid = int(path.read_text())
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not _alive(pid):
         path.unlink()
         return None
     return pid
@@ -52,7 +48,7 @@ def _running(settings: Settings) -> int | None:
 
 def _healthy(settings: Settings) -> dict | None:
     with contextlib.suppress(httpx.HTTPError):
-        response = httpx.get(f"{_url(settings)}/healthz", timeout=5)
+        response = httpx.get(f"{settings.serve_url}/healthz", timeout=5)
         if response.status_code == 200:
             return response.json()
     return None
@@ -62,7 +58,7 @@ def _detach(settings: Settings) -> None:
     """Start `modellens serve` in its own session, logging to $MODELLENS_HOME/run, and wait until it answers."""
     pid = _running(settings)
     if pid is not None:
-        console.print(f"already serving on {_url(settings)} (pid {pid}); `modellens stop` stops it")
+        console.print(f"already serving on {settings.serve_url} (pid {pid}); `modellens stop` stops it")
         return
     log = Settings.ensure(settings.run_dir) / "serve.log"
     with log.open("ab") as out:
@@ -84,29 +80,45 @@ def _detach(settings: Settings) -> None:
             raise typer.Exit(1)
         time.sleep(1)
     console.print(
-        f"ModelLens API on {_url(settings)} serving version {health['model_version']} (pid {process.pid}; "
-        f"web page {_url(settings)}/, docs {_url(settings)}/docs, log {log}); `modellens stop` stops it"
+        f"ModelLens API on {settings.serve_url} serving version {health['model_version']} (pid {process.pid}; "
+        f"web page {settings.serve_url}/, docs {settings.serve_url}/docs, log {log}); `modellens stop` stops it"
     )
 
 
 def _stop(settings: Settings) -> bool:
-    """End the background service and its process group: SIGTERM (Serve and Ray shut down), then SIGKILL."""
+    """End the background service and its process group: SIGTERM (Serve and Ray shut down), then SIGKILL, and wait
+    until the port is free, so that a service started right after can bind it."""
     pid = _running(settings)
     if pid is None:
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            break
-        time.sleep(0.5)
+    _until(lambda: not _alive(pid), seconds=60)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)  # whatever of Ray's processes outlived the graceful shutdown
+    _until(lambda: not _listening(settings), seconds=30)  # Ray's HTTP proxy may close its socket a moment later
     _pid_file(settings).unlink(missing_ok=True)
     return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _listening(settings: Settings) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(1)
+        return probe.connect_ex((settings.host, settings.serve_port)) == 0
+
+
+def _until(done: Callable[[], bool], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 @app.command("serve")
@@ -143,7 +155,7 @@ def stop_command() -> None:
     """Stop the service `modellens serve --detach` started."""
     settings = Settings()
     stopped = _stop(settings)
-    console.print(f"stopped the service on {_url(settings)}" if stopped else "no background service is running")
+    console.print(f"stopped the service on {settings.serve_url}" if stopped else "no background service is running")
 
 
 @app.command("ask")
@@ -157,9 +169,9 @@ def ask_command(
     settings = Settings()
     body = {"description": description, "task": task, "metric": metric, "k": k}
     try:
-        response = httpx.post(f"{_url(settings)}/recommend", json=body, timeout=60)
+        response = httpx.post(f"{settings.serve_url}/recommend", json=body, timeout=60)
     except httpx.ConnectError as exc:
-        console.print(f"[red]no service on {_url(settings)}:[/] start it with `modellens serve`")
+        console.print(f"[red]no service on {settings.serve_url}:[/] start it with `modellens serve`")
         raise typer.Exit(1) from exc
     if response.status_code != 200:
         console.print(f"[red]{response.status_code}:[/] {response.text}")

@@ -42,7 +42,7 @@ def start(settings: Settings, num_cpus: int = 2) -> str:
     )
     serve.start(http_options={"host": settings.host, "port": settings.serve_port})
     serve.run(app, name=APP_NAME, route_prefix="/")
-    return f"http://{settings.host}:{settings.serve_port}"
+    return settings.serve_url
 
 
 def stop() -> None:
