@@ -119,14 +119,13 @@ class ModelLensModel(mlflow.pyfunc.PythonModel):
         candidates = _given(row.get("candidates"))
         k = _given(row.get("k"))
         if candidates is None:
-            scores = self.recommender.pool_scores(query)
-            names = self.recommender.bundle.models["name"].to_numpy()
-            k = DEFAULT_K if k is None else k
+            top, scores = self.recommender.best(query, DEFAULT_K if k is None else int(k))
+            names = self.recommender.bundle.models["name"].to_numpy()[top]
         else:
             ranked = self.recommender.rank(query, list(candidates))
-            names, scores = np.array(list(ranked), dtype=object), np.array(list(ranked.values()))
-        order = np.argsort(-scores, kind="stable")[: None if k is None else int(k)]
-        return _frame([str(row["id"])] * len(order), list(range(1, len(order) + 1)), names[order], scores[order])
+            order = np.argsort(-np.array(list(ranked.values())), kind="stable")[: None if k is None else int(k)]
+            names, scores = np.array(list(ranked), dtype=object)[order], np.array(list(ranked.values()))[order]
+        return _frame([str(row["id"])] * len(names), list(range(1, len(names) + 1)), names, scores)
 
 
 def _given(value: Any, default: Any = None) -> Any:

@@ -4,6 +4,11 @@ The model side of the network is computed once when the bundle loads (`[M, hidde
 description embedding, one query-side projection and the second MLP layer over the pool. Candidates the bundle has
 never seen are cold-start inputs: [UNK] identity plus what their name says (tokens, family, size) and an embedding of
 a text built from it, exactly as unseen corpus models are represented in training.
+
+The top-k of the whole pool (`best`, behind `recommend` and the service) takes two stages: the second MLP layer over
+17K models is most of a query's cost, and nearly all of them are far from the top. Every model first gets a cheap
+score, the network's score for a typical query of the task (one pool pass per task, kept) plus this query's
+neighbour evidence, and only the `SHORTLIST` best of those go through the network.
 """
 
 from __future__ import annotations
@@ -20,12 +25,16 @@ import torch
 
 from lens.bundle import Bundle, load_bundle
 from lens.embeddings import Embedder
-from lens.model import ModelFeatures, QueryFeatures
+from lens.model import UNK, ModelFeatures, QueryFeatures
 from lens.names import ModelNames, family_of, parse_size, size_bucket
 from lens.neighbours import EVIDENCE_FEATURES
 from lens.rankers import Query
 
 EVIDENCE_PER_MODEL = 2
+SHORTLIST = 1024
+"""Models per query the first stage of `best` passes to the network. On the 293 held-out datasets of new_dataset's
+validation part, 1,024 keeps the exact top-10 in every query (512: 99.3%, 256: 98.0%); `bench/ranker.py` measures it
+on the full corpus's bundle."""
 QUERY_VECTORS = 1024
 """Description vectors a recommender keeps (least recently used out): repeated queries skip the encoder."""
 
@@ -98,6 +107,7 @@ class Recommender:
         self._group_metric = groups["metric"].to_numpy()
         # The description is embedded once per request (scores and evidence both need it) and popular ones once.
         self._vector = functools.lru_cache(maxsize=QUERY_VECTORS)(self._embed_query)
+        self._typical_scores: dict[int, np.ndarray] = {}
 
     def _embed_query(self, text: str) -> np.ndarray:
         return self.embedder.encode([text], remember=False)[0]
@@ -120,25 +130,71 @@ class Recommender:
         return torch.as_tensor(self.neighbours.pool(self.neighbours.weights(vector[None], [query.task]))[0])
 
     def pool_scores(self, query: Query) -> np.ndarray:
-        """Scores of every model in the bundle's pool (the fast path)."""
+        """Exact scores of every model in the bundle's pool."""
         q, vector = self._query(query)
         evidence = self._evidence_of_pool(query, vector)
         with torch.no_grad():
             return self.bundle.model.score_from_parts(self.side, q, evidence).numpy()
 
+    def best(self, query: Query, k: int, keep: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Pool rows of the k best models (among the rows where `keep` holds), best first, and their exact scores.
+
+        A filter applies before the first stage, so a narrow one still gets a full shortlist of models it allows.
+        Ties are broken by pool order, as in `pool_scores`.
+        """
+        q, vector = self._query(query)
+        evidence = self._evidence_of_pool(query, vector)
+        rows = np.arange(len(self.index)) if keep is None else np.flatnonzero(keep)
+        size = max(SHORTLIST, 4 * k)
+        if len(rows) > size:
+            cheap = self._typical(query.task)[rows]
+            if evidence is not None:
+                cheap = cheap + self.bundle.model.config.evidence_weight * evidence[rows, 0].numpy()
+            rows = np.sort(rows[np.argpartition(-cheap, size - 1)[:size]])
+        scores = self._exact(q, evidence, rows)
+        order = np.lexsort((rows, -scores))[:k]
+        return rows[order], scores[order]
+
+    def _typical(self, task: str) -> np.ndarray:
+        """The network's score of every model for a typical query of `task`: the mean description of the task's
+        known groups (of every group for an unknown task), no dataset identity, no metric, no evidence. Computed on
+        the task's first query and kept: `[M]` floats per task."""
+        vocabulary = self.bundle.vocabulary
+        code = vocabulary.task(task)
+        if code not in self._typical_scores:
+            tasks = np.array([vocabulary.task(t) for t in self.bundle.groups["task"]])
+            known = code != UNK and bool((tasks == code).any())
+            vectors = self.bundle.group_vectors[tasks == code] if known else self.bundle.group_vectors
+            mean = vectors.mean(axis=0, keepdims=True)
+            mean /= max(float(np.linalg.norm(mean)), 1e-12)
+            typical = QueryFeatures.build([""], [task], [""], mean, vocabulary)
+            model = self.bundle.model
+            zero = torch.zeros(len(self.index), EVIDENCE_FEATURES)
+            with torch.no_grad():
+                self._typical_scores[code] = model.score_from_parts(self.side, model.query_side(typical), zero).numpy()
+        return self._typical_scores[code]
+
     def rank(self, query: Query, candidates: Sequence[str] | None = None) -> dict[str, float]:
         """`{candidate: score}` for the given names (any spelling; unknown models are cold-start), or the whole pool."""
-        scores = self.pool_scores(query)
         if candidates is None:
-            return dict(zip(self.bundle.models["name"], scores.astype(float).tolist(), strict=True))
+            return dict(zip(self.bundle.models["name"], self.pool_scores(query).astype(float).tolist(), strict=True))
         keys = self.names.keys(candidates)
-        rows = np.array([self.index.get(k, -1) for k in keys])
+        rows = np.array([self.index.get(k, -1) for k in keys], dtype=int)
         out = np.empty(len(candidates))
-        out[rows >= 0] = scores[rows[rows >= 0]]
-        unknown = np.flatnonzero(rows < 0)
+        known = rows >= 0
+        if known.any():
+            q, vector = self._query(query)
+            out[known] = self._exact(q, self._evidence_of_pool(query, vector), rows[known])
+        unknown = np.flatnonzero(~known)
         if len(unknown):
             out[unknown] = self._cold_scores(query, [candidates[i] for i in unknown])
         return dict(zip(candidates, out.astype(float).tolist(), strict=True))
+
+    def _exact(self, q: torch.Tensor, evidence: torch.Tensor | None, rows: np.ndarray) -> np.ndarray:
+        """The network's scores of some pool rows (the pool's evidence `[M, 1]` is taken at the same rows)."""
+        side = self.side.take(torch.as_tensor(rows))
+        with torch.no_grad():
+            return self.bundle.model.score_from_parts(side, q, None if evidence is None else evidence[rows]).numpy()
 
     def _cold_scores(self, query: Query, names: list[str]) -> np.ndarray:
         families = [family_of(n) for n in names]
@@ -177,8 +233,8 @@ class Recommender:
         says (size, family) and shown without evidence. A size limit excludes models of unknown size, a license
         filter models of unknown license: a filter never lets through a model it cannot vouch for.
         """
-        table, scores = self._scored(query, candidates)
-        keep = np.ones(len(scores), dtype=bool)
+        table = self._pool if candidates is None else self._candidates(candidates)
+        keep = np.ones(len(table.key), dtype=bool)
         if max_params is not None:
             keep &= table.n_parameters <= max_params
         if min_params is not None:
@@ -189,24 +245,26 @@ class Recommender:
             keep &= np.isin(table.family, [x.lower() for x in families])
         if exclude:
             keep &= ~np.isin(table.key, self.names.keys(exclude))
-        rows = np.flatnonzero(keep)
-        if len(rows) > k:  # what can be in the top k (ties included) by partition: sorting the whole pool costs more
-            rows = rows[scores[rows] >= -np.partition(-scores[rows], k - 1)[k - 1]]
-        top = rows[np.lexsort((rows, -scores[rows]))][:k]  # best first, ties in the pool's order
-        vector = self._vector(query.text)  # embedded already for the scores: the LRU has it
-        return [self._recommendation(table, int(i), float(scores[i]), vector) for i in top]
-
-    def _scored(self, query: Query, candidates: Sequence[str] | None) -> tuple[_Candidates, np.ndarray]:
-        """The pool or the candidates (row -1: unseen) and their scores."""
         if candidates is None:
-            return self._pool, self.pool_scores(query)
+            top, scores = self.best(query, k, keep)
+        else:
+            given = self.rank(query, list(table.name))
+            rows = np.flatnonzero(keep)
+            scores = np.array([given[n] for n in table.name[rows]], dtype=float)
+            order = np.lexsort((rows, -scores))[:k]  # best first, ties in the order given
+            top, scores = rows[order], scores[order]
+        vector = self._vector(query.text)  # embedded already for the scores: the LRU has it
+        return [self._recommendation(table, int(i), float(s), vector) for i, s in zip(top, scores, strict=True)]
+
+    def _candidates(self, candidates: Sequence[str]) -> _Candidates:
+        """The given models, each once (first spelling), with what the pool knows of them (row -1: unseen)."""
         unique: dict[str, str] = {}
         for key, name in zip(self.names.keys(candidates), candidates, strict=True):
             unique.setdefault(key, name)  # the first spelling of each model
         names = list(unique.values())
         rows = [self.index.get(key, -1) for key in unique]
         pool = self._pool
-        table = _Candidates(
+        return _Candidates(
             key=np.array(list(unique), dtype=object),
             name=np.array(names, dtype=object),
             n_parameters=np.array(
@@ -222,8 +280,6 @@ class Recommender:
             ),
             row=np.array(rows, dtype=int),
         )
-        scores = self.rank(query, names)
-        return table, np.array([scores[n] for n in names], dtype=float)
 
     def _recommendation(self, table: _Candidates, i: int, score: float, vector: np.ndarray) -> Recommendation:
         params = float(table.n_parameters[i])

@@ -175,8 +175,7 @@ class ModelLensServer:
     def pool(self, body: schemas.PoolRequest) -> schemas.PoolResponse:
         """Just the names of the top-k models: the fast path for routers that try a shortlist."""
         served = self.served
-        scores = served.recommender.pool_scores(_query(body))
-        top = np.argsort(-scores, kind="stable")[: body.k]
+        top, _ = served.recommender.best(_query(body), body.k)
         names = served.recommender.bundle.models["name"].iloc[top].tolist()
         return schemas.PoolResponse(request_id=uuid.uuid4().hex, model_version=served.version, models=names)
 

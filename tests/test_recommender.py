@@ -8,6 +8,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from lens import recommender as recommender_module
 from lens.bundle import BundleError, load_bundle, save_bundle
 from lens.cli import app
 from lens.corpus import Corpus
@@ -50,6 +51,31 @@ def test_reloaded_bundle_scores_exactly_like_the_plain_forward_pass(recommender:
         plain = bundle.model(bundle.pool.take(rows), query.take(torch.zeros(len(rows), dtype=torch.long)), evidence)
         plain = plain.score
     assert np.allclose(recommender.pool_scores(ASR)[rows.numpy()], plain.numpy(), atol=1e-5)
+
+
+def test_the_two_stage_top_k_scores_exactly_and_keeps_the_exact_top(
+    recommender: Recommender, small: Corpus, monkeypatch: pytest.MonkeyPatch
+):
+    """`best` shortlists by a cheap score: what it returns carries exact scores, obeys the filter, and matches the
+    exact top-k of the whole pool, here with a shortlist of a quarter of the pool."""
+    pool = len(recommender.index)
+    monkeypatch.setattr(recommender_module, "SHORTLIST", pool // 4)
+    groups = small.groups.drop_duplicates("dataset").head(12)
+    recall = []
+    for group in groups.itertuples():
+        query = Query(group.dataset + " (new)", group.task, group.metric, group.text)
+        exact = recommender.pool_scores(query)
+        rows, scores = recommender.best(query, 10)
+        assert np.allclose(scores, exact[rows], atol=1e-5) and np.all(np.diff(scores) <= 0)
+        recall.append(len(set(rows) & set(np.argsort(-exact, kind="stable")[:10])) / 10)
+        small_models = np.nan_to_num(recommender.bundle.models["n_parameters"].to_numpy(), nan=np.inf) <= 1e9
+        rows, _ = recommender.best(query, 5, small_models)
+        assert small_models[rows].all()
+    assert np.mean(recall) >= 0.9, recall
+    monkeypatch.setattr(recommender_module, "SHORTLIST", pool)  # no cut: the exact ranking, ties in pool order
+    rows, scores = recommender.best(ASR, 10)
+    exact = recommender.pool_scores(ASR)
+    assert list(rows) == list(np.lexsort((np.arange(pool), -exact))[:10])
 
 
 def test_rank_scores_every_candidate_including_unknown_names(recommender: Recommender):
@@ -144,4 +170,5 @@ def test_a_model_the_corpus_linked_to_its_hub_id_is_known_by_its_displayed_name(
     name, key = linked["name"].iloc[0], linked["key"].iloc[0]
     assert recommender.names.keys([name, name.upper()]) == [key, key]
     scores = recommender.rank(ASR, [name])
-    assert scores[name] == recommender.pool_scores(ASR)[recommender.index[key]]  # its own score, not a cold start
+    own = recommender.pool_scores(ASR)[recommender.index[key]]
+    assert scores[name] == pytest.approx(own, abs=1e-5)  # its own score, not a cold start
