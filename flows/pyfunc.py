@@ -123,8 +123,9 @@ class ModelLensModel(mlflow.pyfunc.PythonModel):
             names = self.recommender.bundle.models["name"].to_numpy()[top]
         else:
             ranked = self.recommender.rank(query, list(candidates))
-            order = np.argsort(-np.array(list(ranked.values())), kind="stable")[: None if k is None else int(k)]
-            names, scores = np.array(list(ranked), dtype=object)[order], np.array(list(ranked.values()))[order]
+            names, scores = np.array(list(ranked), dtype=object), np.array(list(ranked.values()))
+            order = np.argsort(-scores, kind="stable")[: None if k is None else int(k)]
+            names, scores = names[order], scores[order]
         return _frame([str(row["id"])] * len(names), list(range(1, len(names) + 1)), names, scores)
 
 
