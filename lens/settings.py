@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     """The registry alias serving loads and follows (`models:/<registered_model>@<serve_alias>`)."""
     serve_poll_seconds: float = 2.0
     """How often each serving replica re-reads the alias; a moved alias is served within about this long."""
+    serve_replicas: int = 2
+    """Replicas `modellens serve` runs: a replica is one process under one GIL, so one per core of the machine
+    (deploy/serve.yaml says the same for `serve run`)."""
     serve_reload_token: SecretStr | None = None
     """Bearer token of `POST /admin/reload`; unset means the endpoint refuses everyone (403)."""
     serve_max_body_bytes: int = 256 * 1024

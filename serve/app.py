@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from fastapi import FastAPI, Header, HTTPException, Request, Response
+from fastapi import FastAPI, Header, HTTPException, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from mlflow.exceptions import MlflowException
+from pydantic import BaseModel
 from ray import serve
 
 from flows import tracking
@@ -46,22 +47,40 @@ _PAGE = (Path(__file__).parent / "page.html").read_text()
 """The web page: self-contained HTML and script that query `POST /recommend` like any other client."""
 
 
-@api.middleware("http")
-async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+class BodyLimit:
     """413 for a body over `serve_max_body_bytes`, judged by its declared length before anything reads it.
 
-    A POST without a length (a chunked upload) gets 411: its size could only be learnt by reading it all.
+    A POST without a length (a chunked upload) gets 411: its size could only be learnt by reading it all. A plain
+    ASGI middleware: Starlette's `@app.middleware("http")` would wrap every request in a task group and memory
+    streams for what is a header check.
     """
-    length = request.headers.get("content-length")
+
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] == "http":
+            refused = _refusal(scope)
+            if refused is not None:
+                return await refused(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
+def _refusal(scope: dict) -> JSONResponse | None:
+    headers = dict(scope["headers"])
+    length = headers.get(b"content-length")
     limit = schemas.LIMITS.serve_max_body_bytes
     if length is None:
-        if request.method == "POST":
+        if scope["method"] == "POST":
             return JSONResponse({"detail": "send a Content-Length header (chunked bodies are not accepted)"}, 411)
     elif not length.isdigit():
-        return JSONResponse({"detail": f"Content-Length {length!r} is not a byte count"}, 400)
+        return JSONResponse({"detail": f"Content-Length {length.decode('latin-1')!r} is not a byte count"}, 400)
     elif int(length) > limit:
-        return JSONResponse({"detail": f"request body of {length} bytes is over the {limit}-byte limit"}, 413)
-    return await call_next(request)
+        return JSONResponse({"detail": f"request body of {int(length)} bytes is over the {limit}-byte limit"}, 413)
+    return None
+
+
+api.add_middleware(BodyLimit)
 
 
 def _query(body: schemas.PoolRequest) -> Query:
@@ -81,6 +100,12 @@ def _url(name: str, hub: str) -> str | None:
 
 def _params(value: float | None) -> int | None:
     return None if value is None else round(value)
+
+
+def _json(answer: BaseModel) -> Response:
+    """The answer, serialised once: returned as a model, FastAPI would validate it again against the route's
+    `response_model` (which still documents it in the OpenAPI schema) before serialising it."""
+    return Response(answer.model_dump_json(), media_type="application/json")
 
 
 def _recommendation(rank: int, pick: Pick, hub: str) -> schemas.Recommendation:
@@ -150,7 +175,7 @@ class ModelLensServer:
         return HTMLResponse(_PAGE)
 
     @api.post("/recommend", response_model=schemas.RecommendResponse)
-    def recommend(self, body: schemas.RecommendRequest) -> schemas.RecommendResponse:
+    def recommend(self, body: schemas.RecommendRequest) -> Response:
         """The top-k models for a dataset description, with the evidence behind each (filters optional)."""
         served = self.served  # one version for the whole request, even if the alias moves meanwhile
         filters = body.filters or schemas.Filters()
@@ -165,19 +190,20 @@ class ModelLensServer:
             candidates=body.candidates,
         )
         hub = self.settings.hub_endpoint
-        return schemas.RecommendResponse(
+        answer = schemas.RecommendResponse(
             request_id=uuid.uuid4().hex,
             model_version=served.version,
             recommendations=[_recommendation(rank, pick, hub) for rank, pick in enumerate(picks, 1)],
         )
+        return _json(answer)
 
     @api.post("/pool", response_model=schemas.PoolResponse)
-    def pool(self, body: schemas.PoolRequest) -> schemas.PoolResponse:
+    def pool(self, body: schemas.PoolRequest) -> Response:
         """Just the names of the top-k models: the fast path for routers that try a shortlist."""
         served = self.served
         top, _ = served.recommender.best(_query(body), body.k)
         names = served.recommender.bundle.models["name"].iloc[top].tolist()
-        return schemas.PoolResponse(request_id=uuid.uuid4().hex, model_version=served.version, models=names)
+        return _json(schemas.PoolResponse(request_id=uuid.uuid4().hex, model_version=served.version, models=names))
 
     @api.get("/models/{name:path}", response_model=schemas.ModelInfo)
     def model(self, name: str) -> schemas.ModelInfo:

@@ -16,6 +16,7 @@ from ray.serve.schema import ServeDeploySchema
 from sqlalchemy.engine import make_url
 
 from lens.settings import PROJECT_ROOT, Settings
+from serve import local
 
 DEPLOY = PROJECT_ROOT / "deploy"
 
@@ -54,6 +55,7 @@ def test_the_platform_settings_point_every_node_at_the_shared_servers(monkeypatc
     assert settings.mlflow_uri.startswith("http://") and settings.home == Path("/srv/modellens")
     assert set(settings.sources) == {"local", "hf-leaderboards", "hf-models"}
     assert PrefectSettings().api.url == values["PREFECT_API_URL"]
+    assert {name: values.get(name) for name in local.SERVE_ENVIRONMENT} == local.SERVE_ENVIRONMENT  # Serve's mode
 
 
 def test_the_mlflow_server_reads_postgresql_and_an_object_store(monkeypatch: pytest.MonkeyPatch):

@@ -330,7 +330,8 @@ def test_the_config_file_deploys_this_app_on_loopback():
     assert config.http_options.host == "127.0.0.1" and config.http_options.port == 8000  # the settings' defaults
     (application,) = config.applications
     assert application.import_path == "serve.app:app" and application.route_prefix == "/"
-    assert [d.name for d in application.deployments] == [ModelLensServer.name]
+    (deployment,) = application.deployments
+    assert deployment.name == ModelLensServer.name and deployment.num_replicas == Settings().serve_replicas
 
 
 def test_modellens_serve_is_a_command():
