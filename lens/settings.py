@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     """The registry alias serving loads and follows (`models:/<registered_model>@<serve_alias>`)."""
     serve_poll_seconds: float = 2.0
     """How often each serving replica re-reads the alias; a moved alias is served within about this long."""
-    serve_replicas: int = 2
+    serve_replicas: PositiveInt = 2
     """Replicas `modellens serve` runs: a replica is one process under one GIL, so one per core of the machine
     (deploy/serve.yaml says the same for `serve run`)."""
     serve_reload_token: SecretStr | None = None
