@@ -267,6 +267,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: Path) -> None:
         dist.all_gather(gathered, weights)
         if rank == 0:
             torch.save({"ddp": gradients[True], "plain": gradients[False], "trained": gathered}, out)
+        dist.barrier()  # neither rank tears the group down while the other still uses it (a gloo abort seen in CI)
     finally:
         dist.destroy_process_group()
 
