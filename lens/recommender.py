@@ -108,6 +108,7 @@ class Recommender:
         # The description is embedded once per request (scores and evidence both need it) and popular ones once.
         self._vector = functools.lru_cache(maxsize=QUERY_VECTORS)(self._embed_query)
         self._typical_scores: dict[int, np.ndarray] = {}
+        self._group_tasks = np.array([bundle.vocabulary.task(t) for t in groups["task"]])  # task codes, for `_typical`
 
     def _embed_query(self, text: str) -> np.ndarray:
         return self.embedder.encode([text], remember=False)[0]
@@ -162,9 +163,9 @@ class Recommender:
         vocabulary = self.bundle.vocabulary
         code = vocabulary.task(task)
         if code not in self._typical_scores:
-            tasks = np.array([vocabulary.task(t) for t in self.bundle.groups["task"]])
-            known = code != UNK and bool((tasks == code).any())
-            vectors = self.bundle.group_vectors[tasks == code] if known else self.bundle.group_vectors
+            of_task = self._group_tasks == code
+            known = code != UNK and bool(of_task.any())
+            vectors = self.bundle.group_vectors[of_task] if known else self.bundle.group_vectors
             mean = vectors.mean(axis=0, keepdims=True)
             mean /= max(float(np.linalg.norm(mean)), 1e-12)
             typical = QueryFeatures.build([""], [task], [""], mean, vocabulary)
