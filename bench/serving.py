@@ -157,8 +157,8 @@ def main() -> None:
         f"snapshot {version['snapshot']}), every request over all {version['known_models']:,} known models, k = 10, "
         "real dataset descriptions",
         f"- deployment as `modellens serve` runs it ({settings.serve_replicas} replicas of 1 CPU, Serve's "
-        f"throughput mode, OMP_NUM_THREADS={threads}); load generator on the same machine (asyncio + aiohttp, one "
-        "process)",
+        f"throughput mode behind its HAProxy ingress, OMP_NUM_THREADS={threads}); load generator on the same "
+        "machine (asyncio + aiohttp, one process)",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, load average {load_before:.2f} before the service "
         f"started, {os.getloadavg()[0]:.2f} at the end (anything else running takes cores from the service)",
         "",

@@ -96,7 +96,7 @@ def _stop(settings: Settings) -> bool:
     _until(lambda: not _alive(pid), seconds=60)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)  # whatever of Ray's processes outlived the graceful shutdown
-    _until(lambda: not _listening(settings), seconds=30)  # Ray's HTTP proxy may close its socket a moment later
+    _until(lambda: not _listening(settings), seconds=30)  # HAProxy may close its socket a moment later
     _pid_file(settings).unlink(missing_ok=True)
     return True
 
@@ -127,7 +127,7 @@ def serve_command(
 ) -> None:
     """Serve recommendations from @champion on settings.host:serve_port (127.0.0.1:8000) until Ctrl-C.
 
-    Starts a private Ray instance with Serve's HTTP proxy; the web page is at `/`, the API's OpenAPI page at `/docs`.
+    Starts a private Ray instance with Serve behind HAProxy; the web page is at `/`, the API's OpenAPI page at `/docs`.
     Moving the alias (`modellens promote`, `rollback`, the MLflow UI) switches the served version within
     serve_poll_seconds. For config-file deploys use `serve run deploy/serve.yaml`.
     """

@@ -55,7 +55,7 @@ def test_the_platform_settings_point_every_node_at_the_shared_servers(monkeypatc
     assert settings.mlflow_uri.startswith("http://") and settings.home == Path("/srv/modellens")
     assert set(settings.sources) == {"local", "hf-leaderboards", "hf-models"}
     assert PrefectSettings().api.url == values["PREFECT_API_URL"]
-    assert {name: values.get(name) for name in local.SERVE_ENVIRONMENT} == local.SERVE_ENVIRONMENT  # Serve's mode
+    assert values["RAY_SERVE_THROUGHPUT_OPTIMIZED"] == local.SERVE_ENVIRONMENT["RAY_SERVE_THROUGHPUT_OPTIMIZED"]
 
 
 def test_the_mlflow_server_reads_postgresql_and_an_object_store(monkeypatch: pytest.MonkeyPatch):

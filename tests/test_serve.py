@@ -7,7 +7,9 @@ the hot swap, where a new champion is promoted while clients keep asking and not
 from __future__ import annotations
 
 import os
+import socket
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -221,6 +223,32 @@ def test_tasks_metrics_health_and_docs(api: httpx.Client):
     assert api.get("/healthz").json()["status"] == "ok"
     assert api.get("/docs").status_code == 200
     assert "/recommend" in api.get("/openapi.json").json()["paths"]
+
+
+def _listeners() -> dict[int, set[str]]:
+    """Every listening TCP socket of this machine: port -> the addresses it is bound to (/proc/net/tcp, tcp6)."""
+    found: dict[int, set[str]] = defaultdict(set)
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local_address, state = line.split()[1], line.split()[3]
+            if state == "0A":  # LISTEN
+                address, port = local_address.split(":")
+                ipv4 = len(address) == 8
+                found[int(port, 16)].add(socket.inet_ntoa(bytes.fromhex(address)[::-1]) if ipv4 else f"[{address}]")
+    return found
+
+
+def test_every_http_port_of_the_service_is_on_loopback_only(api: httpx.Client):
+    stats = int(os.environ["RAY_SERVE_HAPROXY_STATS_PORT"])  # chosen by `local.start` in this process
+    metrics = int(os.environ["RAY_SERVE_HAPROXY_METRICS_PORT"])
+    fallback = int(os.environ["RAY_SERVE_FALLBACK_PROXY_HTTP_PORT"])
+    listeners = _listeners()
+    replicas = {port for port in listeners if 30000 <= port < 31000}  # Serve's direct-ingress range: the replicas'
+    assert len(replicas) >= Settings().serve_replicas
+    ports = {Settings().serve_port, stats, metrics, fallback, *replicas}
+    assert {port: listeners[port] for port in ports} == {port: {"127.0.0.1"} for port in ports}
+    assert httpx.get(f"http://127.0.0.1:{stats}/stats").status_code == 200  # HAProxy's stats page is there
+    assert "haproxy_" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text  # and its Prometheus endpoint
 
 
 def test_version_names_the_champion_its_snapshot_and_run(api: httpx.Client, champion: TrainingRun):
