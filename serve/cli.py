@@ -86,18 +86,20 @@ def _detach(settings: Settings) -> None:
 
 
 def _stop(settings: Settings) -> bool:
-    """End the background service and its process group: SIGTERM (Serve and Ray shut down), then SIGKILL, and wait
-    until the port is free, so that a service started right after can bind it."""
+    """End the background service: SIGTERM to it (Serve and Ray shut down), then SIGKILL to its process group, and
+    wait until the port is free, so that a service started right after can bind it."""
     pid = _running(settings)
     if pid is None:
         return False
     with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGTERM)  # the service alone: it shuts Serve and Ray down while they are still there
     _until(lambda: not _alive(pid), seconds=60)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)  # whatever of Ray's processes outlived the graceful shutdown
-    _until(lambda: not _listening(settings), seconds=30)  # HAProxy may close its socket a moment later
     _pid_file(settings).unlink(missing_ok=True)
+    if not _until(lambda: not _listening(settings), seconds=30):  # HAProxy may close its socket a moment later
+        console.print(f"[red]the service stopped, but something still listens on {settings.serve_url}[/]")
+        raise typer.Exit(1)
     return True
 
 
@@ -115,10 +117,12 @@ def _listening(settings: Settings) -> bool:
         return probe.connect_ex((settings.host, settings.serve_port)) == 0
 
 
-def _until(done: Callable[[], bool], seconds: float) -> None:
+def _until(done: Callable[[], bool], seconds: float) -> bool:
+    """Wait until `done()` (True) or `seconds` have passed (False)."""
     deadline = time.monotonic() + seconds
-    while not done() and time.monotonic() < deadline:
+    while not (finished := done()) and time.monotonic() < deadline:
         time.sleep(0.5)
+    return finished
 
 
 @app.command("serve")
@@ -140,8 +144,8 @@ def serve_command(
     def interrupt(signum, frame):
         raise KeyboardInterrupt  # `modellens stop` and service managers send SIGTERM: shut Ray down cleanly too
 
-    signal.signal(signal.SIGTERM, interrupt)
     url = local.start(settings)
+    signal.signal(signal.SIGTERM, interrupt)  # after Ray's start, which installs a handler of its own
     console.print(f"ModelLens API on {url} (web page: {url}/, docs: {url}/docs); Ctrl-C stops it")
     try:
         with contextlib.suppress(KeyboardInterrupt):
