@@ -80,15 +80,15 @@ def main() -> None:
         sides = {len(pool): recommender.side, len(big): recommender.bundle.model.model_side(big)}
     index = recommender.neighbours
     evidence = {
-        len(pool): (index.z, index.seen),
-        len(big): tuple(sp.hstack([m] * 3).tocsr() for m in (index.z, index.seen)),
+        len(pool): (index.z, index.seen, index.priors),
+        len(big): (*(sp.hstack([m] * 3).tocsr() for m in (index.z, index.seen)), np.tile(index.priors, (1, 3))),
     }
     latency = {}
     for threads in sorted({1, os.cpu_count() or 1}):  # training used one thread; serving may use every core
         torch.set_num_threads(threads)
         for size, side in sides.items():
             recommender.side = side
-            index.z, index.seen = evidence[size]  # the replicas have the records of the models they copy
+            index.z, index.seen, index.priors = evidence[size]  # the replicas have the records of their originals
             latency[size, threads] = _latency(recommender, queries)
 
     torch.set_num_threads(1)
