@@ -74,9 +74,9 @@ def _detach(settings: Settings) -> None:
     deadline = time.monotonic() + READY_SECONDS
     while (health := _healthy(settings)) is None:
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(settings)
             tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-20:])
             console.print(f"[red]the service did not start[/] (log: {log}):\n{tail}")
+            _stop(settings)  # after the log's tail: it exits itself if the port stays taken
             raise typer.Exit(1)
         time.sleep(1)
     console.print(
