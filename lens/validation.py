@@ -240,7 +240,7 @@ class Validator:
             error = _exception(item.exception_info)
             row = row_level and config.type in _ROW_MASKS and error is None
             unexpected = int(item.result.get("unexpected_count") or 0)
-            observed = None if row else _plain(item.result.get("observed_value"))
+            observed = None if row else _observed(item.result)
             outcomes.append(
                 Outcome(label, reason, "row" if row else "table", bool(item.success), unexpected, observed, error)
             )
@@ -492,6 +492,15 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return [_plain(v) for v in value]
     return value
+
+
+def _observed(result: dict) -> Any:
+    """What a table-level check saw: its observed value, or, for a column check on a one-row table (the batch
+    profile), the value it rejected; GX reports those only among the unexpected values."""
+    if result.get("observed_value") is not None:
+        return _plain(result["observed_value"])
+    unexpected = [_plain(v) for v in result.get("partial_unexpected_list") or ()]
+    return unexpected[0] if len(unexpected) == 1 else unexpected or None
 
 
 def _fmt(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -229,7 +230,8 @@ def test_a_value_shift_stops_the_refresh_and_keeps_the_previous_snapshot(tmp_pat
     revision = hashlib.sha256((tmp_path / "rescaled.csv").read_bytes()).hexdigest()
     assert store.current() == before and revision not in store.seen("local")  # retried on the next run
     assert '"success": false' in failure.value.validation.read_text()
-    assert "BATCH FAILURE" in failure.value.validation.with_suffix(".md").read_text()
+    summary = failure.value.validation.with_suffix(".md").read_text()
+    assert re.search(r"BATCH FAILURE: .*shift.*; observed \d", summary)  # the rejected value, for the reviewer
     assert store.last_ingest().outcome == "rejected"
     accepted = ingest(_local(tmp_path / "rescaled.csv"), store, accept_batch_failures=True)
     assert accepted.outcome == "published" and accepted.previous == before
