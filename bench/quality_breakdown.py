@@ -20,17 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from lens.corpus import load_corpus
 from lens.embeddings import Embedder
 from lens.evaluate import held_out_groups
 from lens.metrics import score_group, summarize
-from lens.model import QueryFeatures
 from lens.rankers import Context, Query, make_ranker
 from lens.settings import Settings
 from lens.splits import make_split
-from lens.training import TrainingRecords
 
 SPLIT = "new_dataset"
 LARGEST = 8
@@ -44,50 +41,31 @@ def _pairs(n: int) -> float:
     return n * (n - 1) / 2
 
 
-class _Terms:
-    """ModelLens's stacked score and its two terms for one query over the whole pool."""
-
-    def __init__(self, ranker, embedder: Embedder, train):
-        self.ranker, self.embedder = ranker, embedder
-        trained = ranker.trained
-        self.weight = trained.model.config.evidence_weight
-        # Row order of the neighbour index: the groups of the training records, sorted (`NeighbourIndex.from_records`).
-        self.index_groups = np.unique(TrainingRecords(train).frame["group_id"].to_numpy())
-
-    @torch.no_grad()
-    def __call__(self, query: Query) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        trained = self.ranker.trained
-        model = trained.model
-        vector = self.embedder.encode([query.text])
-        features = QueryFeatures.build([query.group], [query.task], [query.metric], vector, trained.vocabulary)
-        evidence = trained.evidence(vector, [query.task])[0]
-        network = model.score_from_parts(self.ranker.side, model.query_side(features), torch.zeros_like(evidence))
-        weights = trained.neighbours.weights(vector, [query.task]).near[0].toarray()[0]
-        return network.numpy(), evidence[:, 0].numpy(), weights
-
-
-def _score_part(part_name, parts, terms, baselines):
-    """Per group of one part: its row (task, family, size) and `{ranker: GroupMetrics}`, plus its top neighbours."""
+def _score_part(part_name: str, parts, lens, baselines) -> list[dict]:
+    """One row per group of one part: its key, task, family, size and `{ranker: GroupMetrics}`."""
     held = getattr(parts, part_name)
+    weight = lens.trained.model.config.evidence_weight
     by_group = held.records.sort_values(["group_id", "model_id"]).groupby("group_id")
-    rows, neighbours = [], {}
+    rows = []
     for group_id in held_out_groups(parts, part_name):
         records = by_group.get_group(group_id)
         candidates, gt = records["model_id"].to_numpy(), records["value"].to_numpy()
         query = Query.for_group(held.groups, group_id)
-        network, evidence, weights = terms(query)
-        scores = {
-            "modellens": network[candidates] + terms.weight * evidence[candidates],
-            "network alone": network[candidates],
-            "evidence alone": evidence[candidates],
-        } | {name: ranker.score(query, candidates) for name, ranker in baselines.items()}
-        metrics = {name: score_group(gt, np.asarray(s, dtype=float)) for name, s in scores.items()}
+        network, evidence = (term[candidates] for term in lens.terms(query))
+        scores = {"modellens": network + weight * evidence, "network alone": network, "evidence alone": evidence}
+        scores |= {name: ranker.score(query, candidates) for name, ranker in baselines.items()}
         group = held.groups.loc[group_id]
-        rows.append({"group": group_id, "key": group["key"], "task": group["task"], "family": group["benchmark"]})
-        rows[-1] |= {"n": len(gt), "metrics": metrics}
-        top = np.argsort(-weights)[:3]
-        neighbours[group_id] = [(terms.index_groups[i], weights[i]) for i in top if weights[i] > 0]
-    return rows, neighbours
+        rows.append(
+            {
+                "group": group_id,
+                "key": group["key"],
+                "task": group["task"],
+                "family": group["benchmark"],
+                "n": len(gt),
+                "metrics": {name: score_group(gt, np.asarray(s, dtype=float)) for name, s in scores.items()},
+            }
+        )
+    return rows
 
 
 def _bootstrap(rows, a: str, b: str, seed: int = 0) -> tuple[float, float, float]:
@@ -130,31 +108,35 @@ def _summary_table(rows, names) -> list[str]:
 
 
 def _where_the_pairs_are(rows) -> list[str]:
-    total = sum(_pairs(r["n"]) for r in rows)
-    by_task = pd.Series({r["task"]: 0.0 for r in rows})
-    for r in rows:
-        by_task[r["task"]] += _pairs(r["n"]) / total
-    largest = sorted(rows, key=lambda r: -r["n"])[:LARGEST]
-    tasks = ", ".join(f"{task} {share:.1%}" for task, share in by_task.sort_values(ascending=False).head(4).items())
+    frame = pd.DataFrame({"task": [r["task"] for r in rows], "pairs": [_pairs(r["n"]) for r in rows]})
+    total = frame["pairs"].sum()
+    by_task = frame.groupby("task")["pairs"].sum().sort_values(ascending=False) / total
+    largest = frame["pairs"].nlargest(LARGEST).sum() / total
     return [
         f"- {len(rows)} groups from {len({r['family'] for r in rows})} benchmark families, {total:,.0f} pairs",
-        f"- pair share by task: {tasks}",
-        f"- the {LARGEST} largest groups hold {sum(_pairs(r['n']) for r in largest) / total:.1%} of the pairs",
+        "- pair share by task: " + ", ".join(f"{task} {share:.1%}" for task, share in by_task.head(4).items()),
+        f"- the {LARGEST} largest groups hold {largest:.1%} of the pairs",
     ]
 
 
-def _largest(rows, neighbours, groups, names) -> list[str]:
+def _largest(rows, lens, parts, names) -> list[str]:
+    """The largest test groups one by one, with the known groups their neighbour evidence was read from."""
     total = sum(_pairs(r["n"]) for r in rows)
+    index, known = lens.trained.neighbours, parts.train.groups
     lines = [
         "| group | models | pair share | " + " | ".join(names) + " | evidence read from (weight) |",
         "|---|---:|---:|" + "---:|" * len(names) + "---|",
     ]
     for r in sorted(rows, key=lambda r: -r["n"])[:LARGEST]:
         taus = [r["metrics"][name].wtau_top for name in names]
-        best = max(taus)
-        cells = " | ".join(f"**{t:.3f}**" if t == best else f"{t:.3f}" for t in taus)
+        cells = " | ".join(f"**{t:.3f}**" if t == max(taus) else f"{t:.3f}" for t in taus)
+        query = Query.for_group(parts.test.groups, r["group"])
+        near = index.weights(lens.context.embedder.encode([query.text]), [query.task]).near[0].toarray()[0]
+        top = np.argsort(-near)[:3]
         read = "; ".join(
-            f"{groups.loc[g, 'source']}: {groups.loc[g, 'dataset']} ({w:.2f})" for g, w in neighbours[r["group"]]
+            f"{known.loc[g, 'source']}: {known.loc[g, 'dataset']} ({w:.2f})"
+            for g, w in zip(index.groups[top], near[top], strict=True)
+            if w > 0
         )
         key = r["key"].replace("|", " · ")  # a group key's separators would split the table's cells
         lines.append(f"| {key} | {r['n']:,} | {_pairs(r['n']) / total:.1%} | {cells} | {read} |")
@@ -170,7 +152,6 @@ def main() -> None:
     context = Context(embedder, settings.seed)
     lens = make_ranker("modellens", context).fit(parts.train)
     baselines = {name: make_ranker(name, context).fit(parts.train) for name in ("dataset-knn", "matrix-factorisation")}
-    terms = _Terms(lens, embedder, parts.train)
     names = ["modellens", "network alone", "evidence alone", *baselines]
 
     lines = [
@@ -179,21 +160,18 @@ def main() -> None:
         f"- command: `.venv/bin/python bench/quality_breakdown.py {corpus_dir}`",
         f"- corpus {corpus.fingerprint}; split `{SPLIT}` seed {settings.seed}; machine {platform.machine()}, "
         f"{os.cpu_count()} cores",
-        f"- modellens = network alone + {terms.weight:g} × evidence alone (`ModelConfig.evidence_weight`). The CI "
-        f"column is a paired bootstrap of the pooled τw top difference, {RESAMPLES} draws of the part's benchmark "
-        "families with replacement.",
+        f"- modellens = network alone + {lens.trained.model.config.evidence_weight:g} × evidence alone "
+        f"(`ModelConfig.evidence_weight`). The CI column is a paired bootstrap of the pooled τw top difference, "
+        f"{RESAMPLES} draws of the part's benchmark families with replacement.",
     ]
-    test_rows = None
-    for part in ("val", "test"):
-        rows, neighbours = _score_part(part, parts, terms, baselines)
+    scored = {part: _score_part(part, parts, lens, baselines) for part in ("val", "test")}
+    for part, rows in scored.items():
         lines += ["", f"## {part} part", "", *_where_the_pairs_are(rows), "", *_summary_table(rows, names)]
-        if part == "test":
-            test_rows, test_neighbours = rows, neighbours
     lines += [
         "",
         f"## The {LARGEST} largest test groups (τw top)",
         "",
-        *_largest(test_rows, test_neighbours, parts.train.groups, names),
+        *_largest(scored["test"], lens, parts, names),
     ]
     out = Path(__file__).parent / "results" / "quality_breakdown.md"
     out.write_text("\n".join(lines) + "\n")

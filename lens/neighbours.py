@@ -43,12 +43,13 @@ class Weights(NamedTuple):
 class NeighbourIndex:
     """Known groups (description vectors, tasks) and their records as a sparse z matrix.
 
-    `z` is `[groups, models]` over the index's groups (row order of `vectors`) and every model of the pool;
+    `groups` holds the group id of each row; `z` is `[groups, models]` over them and every model of the pool;
     `priors` is `[tasks + 1, models]`, each model's shrunk mean z over the groups of each task, then of all groups.
     """
 
     def __init__(
         self,
+        groups: np.ndarray,
         vectors: np.ndarray,
         tasks: Sequence[str],
         z: sp.csr_matrix,
@@ -56,8 +57,11 @@ class NeighbourIndex:
         temperature: float,
         shrinkage: float,
     ):
-        if not len(vectors) == len(tasks) == z.shape[0]:
-            raise ValueError(f"NeighbourIndex: {len(vectors)} vectors, {len(tasks)} tasks, {z.shape[0]} z rows")
+        if not len(groups) == len(vectors) == len(tasks) == z.shape[0]:
+            raise ValueError(
+                f"NeighbourIndex: {len(groups)} groups, {len(vectors)} vectors, {len(tasks)} tasks, {z.shape[0]} z rows"
+            )
+        self.groups = np.asarray(groups)
         self.vectors = np.asarray(vectors, dtype=np.float32)
         self._task_codes = {t: i for i, t in enumerate(dict.fromkeys(tasks))}
         self.tasks = self._codes(tasks, self._task_codes)
@@ -99,7 +103,7 @@ class NeighbourIndex:
             shape=(len(ids), n_models),
         )
         position = groups.index.get_indexer(ids)
-        return cls(vectors[position], groups["task"].to_numpy()[position], z, k, temperature, shrinkage)
+        return cls(ids, vectors[position], groups["task"].to_numpy()[position], z, k, temperature, shrinkage)
 
     @staticmethod
     def _codes(values: Sequence[str], codes: dict[str, int]) -> np.ndarray:

@@ -22,7 +22,9 @@ def test_a_known_dataset_reads_back_its_own_records(indexed, slice_corpus: Corpu
     index, records, queries = indexed
     group = int(records.group_id[records.count.argmax()])  # the biggest trainable group
     task = slice_corpus.groups.loc[group, "task"]
-    evidence = index.pool(index.weights(queries.description[[group]].numpy(), [task]))[0]
+    weights = index.weights(queries.description[[group]].numpy(), [task])
+    assert index.groups[weights.near[0].indices].tolist() == [group]  # the neighbour is named by its group id
+    evidence = index.pool(weights)[0]
     rows = records.group_id == group
     observed = records.model_id[rows]
     # The prior: each model's mean z over the task's groups, shrunk by the same pseudo-weight.

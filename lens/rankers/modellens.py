@@ -34,16 +34,27 @@ class ModelLensRanker(Ranker):
         self.side = self.trained.model_side()
         return self
 
-    @torch.no_grad()
-    def score(self, query: Query, candidates: np.ndarray) -> np.ndarray:
+    def _query(self, query: Query) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The query's first-layer contribution and the pool's `[M, 1]` neighbour evidence (None without it)."""
         model = self.trained.model
         vector = self.context.embedder.encode([query.text])
         features = QueryFeatures.build([query.group], [query.task], [query.metric], vector, self.trained.vocabulary)
         evidence = self.trained.evidence(vector, [query.task])
-        scores = model.score_from_parts(
-            self.side, model.query_side(features), None if evidence is None else evidence[0]
-        )
-        return scores.numpy()[candidates]
+        return model.query_side(features), None if evidence is None else evidence[0]
+
+    @torch.no_grad()
+    def score(self, query: Query, candidates: np.ndarray) -> np.ndarray:
+        side, evidence = self._query(query)
+        return self.trained.model.score_from_parts(self.side, side, evidence).numpy()[candidates]
+
+    @torch.no_grad()
+    def terms(self, query: Query) -> tuple[np.ndarray, np.ndarray | None]:
+        """The two terms of `score` over the whole pool: the network's score, and the neighbour evidence that
+        `score` adds to it with `evidence_weight` (None when the network reads none). For breakdowns of quality."""
+        side, evidence = self._query(query)
+        zeros = None if evidence is None else torch.zeros_like(evidence)
+        network = self.trained.model.score_from_parts(self.side, side, zeros).numpy()
+        return network, None if evidence is None else evidence[:, 0].numpy()
 
 
 def _ablation(name: str, **switches: bool) -> type[ModelLensRanker]:
