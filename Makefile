@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/modellens evaluate --split all --rankers $(RANKERS)
 	$(BIN)/modellens evaluate --split new_dataset --rankers modellens-no-text,modellens-no-ids,modellens-no-evidence
 	$(BIN)/python bench/quality_breakdown.py
+	$(BIN)/python bench/llm_folds.py
 
 # The MLflow UI on 127.0.0.1:5000 over $MODELLENS_HOME's runs and registry: one worker, no job runner (STACK_NOTES).
 ui: setup

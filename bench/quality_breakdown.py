@@ -41,8 +41,8 @@ def _pairs(n: int) -> float:
     return n * (n - 1) / 2
 
 
-def _score_part(part_name: str, parts, lens, baselines) -> list[dict]:
-    """One row per group of one part: its key, task, family, size and `{ranker: GroupMetrics}`."""
+def score_part(part_name: str, parts, lens, baselines) -> list[dict]:
+    """One row per group of one part (`parts.<part_name>`): its key, task, family, size and `{ranker: GroupMetrics}`."""
     held = getattr(parts, part_name)
     weight = lens.trained.model.config.evidence_weight
     by_group = held.records.sort_values(["group_id", "model_id"]).groupby("group_id")
@@ -164,7 +164,7 @@ def main() -> None:
         f"(`ModelConfig.evidence_weight`). The CI column is a paired bootstrap of the pooled τw top difference, "
         f"{RESAMPLES} draws of the part's benchmark families with replacement.",
     ]
-    scored = {part: _score_part(part, parts, lens, baselines) for part in ("val", "test")}
+    scored = {part: score_part(part, parts, lens, baselines) for part in ("val", "test")}
     for part, rows in scored.items():
         lines += ["", f"## {part} part", "", *_where_the_pairs_are(rows), "", *_summary_table(rows, names)]
     lines += [

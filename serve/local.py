@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import socket
 import tempfile
 from pathlib import Path
@@ -49,9 +50,15 @@ def start(settings: Settings) -> str:
 
     Replicas inherit this process's environment, so they read the same settings (home, registry, token). Ray is
     told of one CPU per replica (each asks for one), at least this machine's cores.
+
+    The instance's Ray token (`RAY_AUTH_TOKEN`) is a fresh random one unless the caller set one: it lives in this
+    process tree's environment only, so no other process can join the instance. One per process, because Ray's
+    driver keeps the token it read first.
     """
     for name, value in SERVE_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
+    if not {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & os.environ.keys():
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_urlsafe(32)
     ray_dir = temp_dir(settings)
     os.environ.update(_instance_environment(settings, ray_dir))
     import ray

@@ -19,6 +19,7 @@ import pytest
 import torch
 import yaml
 
+import serve  # noqa: F401  (sets Ray's auth switches, which Ray reads when imported: before any test imports Ray)
 from lens.corpus import Corpus, load_corpus
 from lens.embeddings import Embedder
 from lens.settings import Settings

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -16,6 +18,7 @@ from pathlib import Path
 import httpx
 import mlflow
 import pytest
+import ray
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -249,6 +252,22 @@ def test_every_http_port_of_the_service_is_on_loopback_only(api: httpx.Client):
     assert {port: listeners[port] for port in ports} == {port: {"127.0.0.1"} for port in ports}
     assert httpx.get(f"http://127.0.0.1:{stats}/stats").status_code == 200  # HAProxy's stats page is there
     assert "haproxy_" in httpx.get(f"http://127.0.0.1:{metrics}/metrics").text  # and its Prometheus endpoint
+
+
+def test_no_process_without_the_instance_token_joins_its_ray(api: httpx.Client):
+    # Ray's own gRPC servers (GCS, raylet, workers) listen on every interface, unlike the HTTP ports above: the
+    # instance's token is what keeps other processes out.
+    join = f"import ray; ray.init(address={ray.get_runtime_context().gcs_address!r}); print('joined')"
+
+    def attempt(**auth: str) -> subprocess.CompletedProcess:
+        env = {name: value for name, value in os.environ.items() if not name.startswith("RAY_AUTH")} | auth
+        return subprocess.run([sys.executable, "-c", join], env=env, capture_output=True, text=True, timeout=120)
+
+    refused = attempt(RAY_AUTH_MODE="disabled")  # what every process could do before: about 20 s of retries
+    assert refused.returncode != 0 and "joined" not in refused.stdout
+    assert "Failed to connect to Ray cluster" in refused.stderr
+    admitted = attempt(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=os.environ["RAY_AUTH_TOKEN"])  # the address is right
+    assert admitted.returncode == 0 and "joined" in admitted.stdout
 
 
 def test_version_names_the_champion_its_snapshot_and_run(api: httpx.Client, champion: TrainingRun):
