@@ -165,7 +165,7 @@ def cold_start(slice_corpus: Corpus, embedder: Embedder) -> tuple[ModelLensRanke
     parts = make_split(slice_corpus, "new_dataset", seed=2025).partition(slice_corpus)
     models = slice_corpus.models
     cell = models.index[(models["family"] == HELD_OUT_CELL[0]) & (models["size_bucket"] == HELD_OUT_CELL[1])]
-    held = cell[:5].to_numpy()
+    held = cell[:5].to_numpy(copy=True)  # pandas hands out read-only arrays, which torch warns about
     train = parts.train.restrict(~parts.train.records["model_id"].isin(held).to_numpy())
     config = LensConfig(TINY, TrainConfig(max_epochs=4, patience=4, progress=False))
     ranker = ModelLensRanker(Context(embedder, seed=2025), config).fit(train)
