@@ -25,6 +25,7 @@ from types import SimpleNamespace
 
 import numpy as np
 from quality_breakdown import score_part  # run as a script: bench/ is on the path
+from ranker import threads_env
 
 from lens.corpus import load_corpus
 from lens.embeddings import Embedder
@@ -71,11 +72,10 @@ def main() -> None:
     corpus = load_corpus(corpus_dir)
     parts = make_split(corpus, SPLIT, settings.seed).partition(corpus)
     context = Context(Embedder(settings.encoder, settings.cache_dir), settings.seed)
-    threads = f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']} " if "OMP_NUM_THREADS" in os.environ else ""
     lines = [
         "# Open LLM Leaderboard folds of the `new_dataset` train part",
         "",
-        f"- command: `{threads}.venv/bin/python bench/llm_folds.py {corpus_dir}` (torch threads: the network's "
+        f"- command: `{threads_env()}.venv/bin/python bench/llm_folds.py {corpus_dir}` (torch threads: the network's "
         "weights, and so its rows, change with their number)",
         f"- corpus {corpus.fingerprint}; split `{SPLIT}` seed {settings.seed}; machine {platform.machine()}, "
         f"{os.cpu_count()} cores",

@@ -33,7 +33,9 @@ TARGET_MS = {True: 20, False: 50}
 """p50 targets: the known pool (~17K models), and the 50K-model pool."""
 
 
-def _threads_env() -> str:
+def threads_env() -> str:
+    """The `OMP_NUM_THREADS=N ` prefix of the command line a result came from, if it was set: the network's weights
+    change with torch's thread count, so a result names it."""
     threads = os.environ.get("OMP_NUM_THREADS")
     return f"OMP_NUM_THREADS={threads} " if threads else ""
 
@@ -104,7 +106,7 @@ def main() -> None:
     lines = [
         "# ModelLens ranker: training and recommendation speed",
         "",
-        f"- command: `{_threads_env()}.venv/bin/python bench/ranker.py {corpus_dir}`",
+        f"- command: `{threads_env()}.venv/bin/python bench/ranker.py {corpus_dir}`",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads",
         f"- corpus {corpus.fingerprint}: {len(train_part.records):,} training records, "
