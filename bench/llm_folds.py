@@ -25,10 +25,10 @@ from types import SimpleNamespace
 
 import numpy as np
 from quality_breakdown import score_part  # run as a script: bench/ is on the path
-from ranker import threads_env
 
 from lens.corpus import load_corpus
 from lens.embeddings import Embedder
+from lens.evaluate import threads_env
 from lens.metrics import summarize
 from lens.rankers import Context, make_ranker
 from lens.settings import Settings

@@ -23,7 +23,7 @@ import pandas as pd
 
 from lens.corpus import load_corpus
 from lens.embeddings import Embedder
-from lens.evaluate import held_out_groups
+from lens.evaluate import held_out_groups, threads_env
 from lens.metrics import score_group, summarize
 from lens.rankers import Context, Query, make_ranker
 from lens.settings import Settings
@@ -124,14 +124,15 @@ def _largest(rows, lens, parts, names) -> list[str]:
     total = sum(_pairs(r["n"]) for r in rows)
     index, known = lens.trained.neighbours, parts.train.groups
     lines = [
-        "| group | models | pair share | " + " | ".join(names) + " | evidence read from (weight) |",
-        "|---|---:|---:|" + "---:|" * len(names) + "---|",
+        "| group | models | pair share | " + " | ".join(names) + " | trust | evidence read from (weight) |",
+        "|---|---:|---:|" + "---:|" * len(names) + "---:|---|",
     ]
     for r in sorted(rows, key=lambda r: -r["n"])[:LARGEST]:
         taus = [r["metrics"][name].wtau_top for name in names]
         cells = " | ".join(f"**{t:.3f}**" if t == max(taus) else f"{t:.3f}" for t in taus)
         query = Query.for_group(parts.test.groups, r["group"])
-        near = index.weights(lens.context.embedder.encode([query.text]), [query.task]).near[0].toarray()[0]
+        weights = index.weights(lens.context.embedder.encode([query.text]), [query.task])
+        near = weights.near[0].toarray()[0]
         top = np.argsort(-near)[:3]
         read = "; ".join(
             f"{known.loc[g, 'source']}: {known.loc[g, 'dataset']} ({w:.2f})"
@@ -139,7 +140,9 @@ def _largest(rows, lens, parts, names) -> list[str]:
             if w > 0
         )
         key = r["key"].replace("|", " · ")  # a group key's separators would split the table's cells
-        lines.append(f"| {key} | {r['n']:,} | {_pairs(r['n']) / total:.1%} | {cells} | {read} |")
+        lines.append(
+            f"| {key} | {r['n']:,} | {_pairs(r['n']) / total:.1%} | {cells} | {weights.trust[0]:.2f} | {read} |"
+        )
     return lines
 
 
@@ -157,11 +160,13 @@ def main() -> None:
     lines = [
         "# Where ModelLens wins and loses on `new_dataset`",
         "",
-        f"- command: `.venv/bin/python bench/quality_breakdown.py {corpus_dir}`",
+        f"- command: `{threads_env()}.venv/bin/python bench/quality_breakdown.py {corpus_dir}`",
         f"- corpus {corpus.fingerprint}; split `{SPLIT}` seed {settings.seed}; machine {platform.machine()}, "
         f"{os.cpu_count()} cores",
         f"- modellens = network alone + {lens.trained.model.config.evidence_weight:g} × evidence alone "
-        f"(`ModelConfig.evidence_weight`). The CI column is a paired bootstrap of the pooled τw top difference, "
+        "(`ModelConfig.evidence_weight`); the evidence is scaled by the "
+        "trust of `lens.neighbours` (from the nearest known group's similarity, in the largest groups' table). "
+        "The CI column is a paired bootstrap of the pooled τw top difference, "
         f"{RESAMPLES} draws of the part's benchmark families with replacement.",
     ]
     scored = {part: score_part(part, parts, lens, baselines) for part in ("val", "test")}

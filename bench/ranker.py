@@ -22,6 +22,7 @@ import torch
 from lens.bundle import save_bundle
 from lens.corpus import load_corpus
 from lens.embeddings import Embedder
+from lens.evaluate import threads_env
 from lens.model import ModelFeatures
 from lens.rankers import Query
 from lens.recommender import Recommender
@@ -31,13 +32,6 @@ from lens.training import LensConfig, hold_out_benchmarks, train
 QUERIES = 200
 TARGET_MS = {True: 20, False: 50}
 """p50 targets: the known pool (~17K models), and the 50K-model pool."""
-
-
-def threads_env() -> str:
-    """The `OMP_NUM_THREADS=N ` prefix of the command line a result came from, if it was set: the network's weights
-    change with torch's thread count, so a result names it."""
-    threads = os.environ.get("OMP_NUM_THREADS")
-    return f"OMP_NUM_THREADS={threads} " if threads else ""
 
 
 def _percentiles(seconds: list[float]) -> tuple[float, float]:

@@ -68,6 +68,8 @@ class Bundle:
             config.neighbours,
             config.neighbour_temperature,
             config.neighbour_shrinkage,
+            config.evidence_floor,
+            config.evidence_full,
         )
 
 

@@ -138,7 +138,7 @@ def evaluate_command(
 ) -> None:
     """Fit rankers on a split's training part and print their metrics on its test part."""
     from lens.embeddings import Embedder
-    from lens.evaluate import evaluate, markdown_table, quality_markdown, record_results
+    from lens.evaluate import evaluate, markdown_table, quality_markdown, record_results, threads_env
     from lens.rankers import Context, available, make_ranker
     from lens.splits import SPLITS, Split, make_split
 
@@ -156,7 +156,7 @@ def evaluate_command(
     else:
         manifest = Split.load(Path(split))
         plans = [(manifest.name, manifest)]
-    command = "modellens " + shlex.join(sys.argv[1:])
+    command = threads_env() + "modellens " + shlex.join(sys.argv[1:])
     for name, plan in plans:
         started = time.perf_counter()
         parts = plan.partition(loaded)

@@ -8,6 +8,7 @@ the group's true best model is looked up there (retrieval Hit@K): what a user se
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,14 @@ from rich.progress import track
 from lens.metrics import KS, GroupMetrics, score_group, summarize
 from lens.rankers import Query, Ranker
 from lens.splits import SplitParts
+
+
+def threads_env() -> str:
+    """The `OMP_NUM_THREADS=N ` prefix of the command line a result came from, if it was set: a trained network's
+    weights change with torch's thread count (float sums run in another order), and so do its rows, so a result
+    names it."""
+    threads = os.environ.get("OMP_NUM_THREADS")
+    return f"OMP_NUM_THREADS={threads} " if threads else ""
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,11 @@ class ModelConfig:
     Leaderboard, where the ID view knows the LLMs' global order) better than the evidence, while on MTEB's tasks
     the evidence picks the best model more often. Against 0.742 / 0.901 / 0.287 / 0.134 with the evidence read by
     the first layer and a learned weight."""
+    evidence_floor: float = 0.4
+    """Cosine similarity of the query's nearest known group at or below which the evidence has no weight."""
+    evidence_full: float = 0.9
+    """Similarity from which it has its full weight (linear in between: the trust of `lens.neighbours`, whose
+    docstring gives the selection-data numbers behind both bounds)."""
     id_views: bool = True
     """Learned model and group ID views (off: the "no ID views" ablation, a pure content model)."""
     text_views: bool = True
@@ -121,6 +126,11 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{f.name} must be true or false, got {value!r}")
             if f.type == "int" and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"ModelConfig.{f.name} must be a positive integer, got {value!r}")
+        if not -1.0 <= self.evidence_floor < self.evidence_full <= 1.0:
+            raise ValueError(
+                "ModelConfig needs -1 <= evidence_floor < evidence_full <= 1 (cosine similarities), got"
+                f" {self.evidence_floor!r} and {self.evidence_full!r}"
+            )
         for name in ("dropout", "model_id_dropout", "group_id_dropout", "context_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"ModelConfig.{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -350,7 +360,7 @@ class ModelLens(nn.Module):
     ```
     pre   = W_model [id, name, text, size, family] + W_query [group id, description, task, metric] + b
     h     = ReLU(W2 Dropout(ReLU(pre)) + b2)
-    score = (head(h) + prior(size, family)) / max(T, 1e-3) + evidence_weight * evidence        z = z_head(h)
+    score = (head(h) + prior(size, family)) / max(T, 1e-3) + evidence_weight * trust * evidence        z = z_head(h)
     ```
     The network is trained without the evidence term (`forward` without evidence) and the term is added when
     scoring: a kNN ranker and the network stacked with a fixed weight. Trained together, the network learns to

@@ -347,6 +347,8 @@ def neighbour_index(corpus: Corpus, records, queries: QueryFeatures, config: Mod
         config.neighbours,
         config.neighbour_temperature,
         config.neighbour_shrinkage,
+        config.evidence_floor,
+        config.evidence_full,
     )
 
 

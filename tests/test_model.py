@@ -71,6 +71,8 @@ def test_model_config_rejects_bad_values():
         ModelConfig(hidden=0)
     with pytest.raises(ValueError, match="model_id_dropout"):
         ModelConfig(model_id_dropout=1.0)
+    with pytest.raises(ValueError, match="evidence_floor < evidence_full"):
+        ModelConfig(evidence_floor=0.9, evidence_full=0.4)
 
 
 def test_decomposition_equals_the_forward_pass_and_the_unsplit_first_layer():

@@ -63,3 +63,26 @@ def test_an_unknown_task_reads_the_nearest_groups_of_any_task(indexed):
     weights = index.weights(queries.description[:3].numpy(), ["a task nobody has", "", "x"])
     assert (np.diff(weights.near.indptr) == 1).all()  # k = 1 neighbour each, found across tasks
     assert (weights.prior == len(index.priors) - 1).all()  # and the prior is the mean over every group
+
+
+def test_evidence_counts_as_much_as_the_nearest_known_dataset_is_near(indexed, slice_corpus: Corpus):
+    index, records, queries = indexed
+    group = int(records.group_id[records.count.argmax()])
+    own = queries.description[group].numpy()
+    # A unit vector at cosine 0.65 to the group's own description: halfway up the default ramp (0.4 -> 0.9).
+    other = np.random.default_rng(0).standard_normal(own.shape).astype(np.float32)
+    other -= (other @ own) * own
+    other /= np.linalg.norm(other)
+    blurred = 0.65 * own + np.sqrt(1 - 0.65**2) * other
+    same_task = [slice_corpus.groups.loc[group, "task"]] * 2
+    weights = index.weights(np.stack([own, blurred]), same_task)
+    nearest = np.asarray([index.vectors[weights.near[i].indices] @ v for i, v in enumerate([own, blurred])]).max(1)
+    assert nearest[0] == pytest.approx(1.0, abs=1e-5) and weights.trust[0] == pytest.approx(1.0, abs=1e-5)
+    expected = (nearest[1] - index.floor) / (index.full - index.floor)
+    assert 0 < weights.trust[1] < 1 and weights.trust[1] == pytest.approx(expected, abs=1e-5)
+    trusted, full = index.pool(weights), index.pool(weights._replace(trust=np.ones(2, dtype=np.float32)))
+    assert np.allclose(trusted[1], weights.trust[1] * full[1], atol=1e-6)  # the same evidence, scaled by its trust
+    assert np.allclose(trusted[0], full[0], atol=1e-6)
+    # Nothing near at all: no evidence, the network alone ranks.
+    far = index.weights(-own[None], same_task[:1])
+    assert far.trust[0] == 0.0 and not index.pool(far).any()

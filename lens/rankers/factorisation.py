@@ -44,8 +44,7 @@ class MatrixFactorisationRanker(Ranker):
         bg = torch.zeros(len(group_ids), requires_grad=True)
         bm = torch.zeros(n_models, requires_grad=True)
         gi, mi = torch.tensor(g), torch.tensor(m)
-        # A copy: pandas hands out read-only arrays, which torch warns about.
-        target = torch.from_numpy(records["z"].to_numpy(dtype=np.float32, copy=True))
+        target = torch.tensor(records["z"].to_numpy(), dtype=torch.float32)  # a copy: pandas' arrays are read-only
         optimiser = torch.optim.Adam([u, v, bg, bm], lr=0.05)
         for _ in range(self.steps):
             optimiser.zero_grad()
