@@ -106,7 +106,7 @@ class ModelConfig:
     Leaderboard, where the ID view knows the LLMs' global order) better than the evidence, while on MTEB's tasks
     the evidence picks the best model more often. Against 0.742 / 0.901 / 0.287 / 0.134 with the evidence read by
     the first layer and a learned weight."""
-    evidence_floor: float = 0.4
+    evidence_floor: float = 0.5
     """Cosine similarity of the query's nearest known group at or below which the evidence has no weight."""
     evidence_full: float = 0.9
     """Similarity from which it has its full weight (linear in between: the trust of `lens.neighbours`, whose

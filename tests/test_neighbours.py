@@ -69,11 +69,11 @@ def test_evidence_counts_as_much_as_the_nearest_known_dataset_is_near(indexed, s
     index, records, queries = indexed
     group = int(records.group_id[records.count.argmax()])
     own = queries.description[group].numpy()
-    # A unit vector at cosine 0.65 to the group's own description: halfway up the default ramp (0.4 -> 0.9).
+    # A unit vector at cosine 0.7 to the group's own description: halfway up the default ramp (0.5 -> 0.9).
     other = np.random.default_rng(0).standard_normal(own.shape).astype(np.float32)
     other -= (other @ own) * own
     other /= np.linalg.norm(other)
-    blurred = 0.65 * own + np.sqrt(1 - 0.65**2) * other
+    blurred = 0.7 * own + np.sqrt(1 - 0.7**2) * other
     same_task = [slice_corpus.groups.loc[group, "task"]] * 2
     weights = index.weights(np.stack([own, blurred]), same_task)
     nearest = np.asarray([index.vectors[weights.near[i].indices] @ v for i, v in enumerate([own, blurred])]).max(1)
