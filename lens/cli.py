@@ -124,6 +124,17 @@ def embed_command(corpus: CorpusOption = None) -> None:
     console.print(f"{len(texts):,} texts; {embedder.cached - before:,} newly embedded; cache {embedder.directory}")
 
 
+def _seeds(text: str) -> list[int]:
+    """`--ranker-seeds 2025,1,2` as distinct integers, or a usage error that quotes what was given."""
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    bad = [item for item in items if not re.fullmatch(r"-?\d+", item)]
+    if bad or not items or len(set(map(int, items))) < len(items):
+        raise typer.BadParameter(
+            f"expected distinct comma-separated integers, got {text!r}", param_hint="--ranker-seeds"
+        )
+    return [int(item) for item in items]
+
+
 @app.command("evaluate")
 def evaluate_command(
     corpus: CorpusOption = None,
@@ -132,19 +143,29 @@ def evaluate_command(
     ] = "new_dataset",
     rankers: Annotated[str, typer.Option(help="Comma-separated ranker names, or `all`.")] = "all",
     seed: SeedOption = None,
+    ranker_seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated seeds: each ranker is fitted once per seed and its row is their mean "
+            "(default: one fit, with the split seed)."
+        ),
+    ] = None,
     out_dir: Annotated[Path, typer.Option(help="Where quality.json and quality.md are written.")] = Path(
         "bench/results"
     ),
 ) -> None:
     """Fit rankers on a split's training part and print their metrics on its test part."""
+    from dataclasses import replace
+
     from lens.embeddings import Embedder
-    from lens.evaluate import evaluate, markdown_table, quality_markdown, record_results, threads_env
+    from lens.evaluate import evaluate, markdown_table, over_seeds, quality_markdown, record_results, threads_env
     from lens.rankers import Context, available, make_ranker
     from lens.splits import SPLITS, Split, make_split
 
     settings = Settings()
     loaded, _ = _load(corpus, settings)
     seed = seed if seed is not None else settings.seed
+    fits = _seeds(ranker_seeds) if ranker_seeds else [seed]
     context = Context(Embedder(settings.encoder, settings.cache_dir), seed)
     context.embedder.encode(list(loaded.groups["text"]) + list(loaded.models["text"]), progress=True)
     names = available() if rankers == "all" else [r.strip() for r in rankers.split(",") if r.strip()]
@@ -160,7 +181,12 @@ def evaluate_command(
     for name, plan in plans:
         started = time.perf_counter()
         parts = plan.partition(loaded)
-        results = [evaluate(make_ranker(r, context), parts, name, progress=True) for r in names]
+        results = [
+            over_seeds(
+                [evaluate(make_ranker(r, replace(context, seed=s)), parts, name, progress=True) for s in fits], fits
+            )
+            for r in names
+        ]
         console.print(f"\n[bold]{name}[/] (seed {plan.seed})")
         console.print(markdown_table([r.__dict__ for r in results]))
         info = {

@@ -42,6 +42,41 @@ class Evaluation:
     score_seconds: float
     breakdown: dict[str, dict[str, float]] = field(default_factory=dict)
     """The same metrics per value of a group column (`evaluate(..., by="task")`), when asked for."""
+    per_seed: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Each fit's metrics by ranker seed, when `metrics` is their mean (`over_seeds`)."""
+
+
+def over_seeds(evaluations: Sequence[Evaluation], seeds: Sequence[int]) -> Evaluation:
+    """One ranker's fits with different seeds (`seeds[i]` for `evaluations[i]`) as one row of means.
+
+    A trained ranker's metrics move with its seed, by as much as two rankers differ (ModelLens's τw top on
+    new_dataset's val part spans 0.766-0.769 over three seeds): a lead is a lead of the mean, and the row keeps
+    every fit so its spread can be read.
+    """
+    first = evaluations[0]
+    if len(evaluations) == 1:
+        return first
+
+    def mean(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+        return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+
+    labels = first.breakdown.keys()
+    return Evaluation(
+        ranker=first.ranker,
+        split=first.split,
+        part=first.part,
+        metrics=mean([e.metrics for e in evaluations]),
+        fit_seconds=round(float(np.mean([e.fit_seconds for e in evaluations])), 2),
+        score_seconds=round(float(np.mean([e.score_seconds for e in evaluations])), 2),
+        breakdown={label: mean([e.breakdown[label] for e in evaluations]) for label in labels},
+        per_seed={str(seed): e.metrics for seed, e in zip(seeds, evaluations, strict=True)},
+    )
+
+
+def seed_spread(evaluation: dict, key: str = "wtau_top") -> float:
+    """Standard deviation (ddof 1) of one metric over a row's seeds; NaN for a single fit."""
+    values = [metrics[key] for metrics in evaluation.get("per_seed", {}).values()]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
 RETRIEVAL_GROUPS = 300
@@ -157,8 +192,8 @@ def record_results(
 
 def markdown_table(evaluations: Sequence[dict]) -> str:
     """A markdown table: rows are rankers, columns the metrics (best value per column in bold)."""
-    header = "| ranker | " + " | ".join(title for _, title in _COLUMNS) + " | fit s |"
-    rule = "|---|" + "---:|" * (len(_COLUMNS) + 1)
+    header = "| ranker | " + " | ".join(title for _, title in _COLUMNS) + " | τw top sd (seeds) | fit s |"
+    rule = "|---|" + "---:|" * (len(_COLUMNS) + 2)
     best = {}
     for key, _ in _COLUMNS:
         values = [e["metrics"].get(key, float("nan")) for e in evaluations]
@@ -172,6 +207,8 @@ def markdown_table(evaluations: Sequence[dict]) -> str:
             value = e["metrics"].get(key, float("nan"))
             text = "–" if not np.isfinite(value) else f"{value:.3f}"
             cells.append(f"**{text}**" if np.isfinite(value) and value == best.get(key) else text)
+        spread = seed_spread(e)
+        cells.append("–" if not np.isfinite(spread) else f"{spread:.4f} ({len(e['per_seed'])})")
         lines.append(f"| {e['ranker']} | " + " | ".join(cells) + f" | {e['fit_seconds']:.1f} |")
     return "\n".join(lines)
 
@@ -187,7 +224,8 @@ def quality_markdown(report: dict[str, dict]) -> str:
         "tie-breaking: τw top is the top-weighted Kendall τ (pair-count weighted over groups), τw official the",
         "bottom-weighted variant of the official code, pool Hit@K whether the group's true best model is in the top K",
         "of the *whole* model pool, regret@1 the normalised gap between the best value and the value of the predicted",
-        "top-1 (lower is better).",
+        "top-1 (lower is better). A row fitted with several ranker seeds (`--ranker-seeds`) shows their mean, and the",
+        "standard deviation of its τw top over them.",
     ]
     for split in [s for s in SPLITS if s in report] + [s for s in report if s not in SPLITS]:
         section = report[split]

@@ -1,4 +1,5 @@
 import json
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -65,6 +66,25 @@ def test_evaluate_writes_the_quality_table(slice_dir: Path, shared_home: Path, t
     assert set(report["new_dataset"]["rankers"]) == {"random", "task-mean"}
     table = (tmp_path / "quality.md").read_text()
     assert "## `new_dataset`" in table and "| task-mean |" in table
+
+
+def test_evaluate_averages_rankers_over_seeds(slice_dir: Path, shared_home: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("MODELLENS_HOME", str(shared_home))
+    args = ["evaluate", "--corpus", str(slice_dir), "--rankers", "random,task-mean", "--out-dir", str(tmp_path)]
+    result = runner.invoke(app, [*args, "--ranker-seeds", "1,2,3"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((tmp_path / "quality.json").read_text())["new_dataset"]["rankers"]
+    random = rows["random"]
+    assert list(random["per_seed"]) == ["1", "2", "3"]
+    taus = [metrics["wtau_top"] for metrics in random["per_seed"].values()]
+    assert len(set(taus)) == 3 and random["metrics"]["wtau_top"] == pytest.approx(sum(taus) / 3)
+    assert {m["wtau_top"] for m in rows["task-mean"]["per_seed"].values()} == {rows["task-mean"]["metrics"]["wtau_top"]}
+    random_row = next(
+        line for line in (tmp_path / "quality.md").read_text().splitlines() if line.startswith("| random")
+    )
+    assert f"{statistics.stdev(taus):.4f} (3)" in random_row
+    bad = runner.invoke(app, [*args, "--ranker-seeds", "1,x"])
+    assert bad.exit_code == 2 and "--ranker-seeds" in bad.output
 
 
 def _drop_with_one_bad_row(folder: Path) -> Path:
