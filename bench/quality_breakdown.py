@@ -51,8 +51,13 @@ def score_part(part_name: str, parts, lens, baselines) -> list[dict]:
         records = by_group.get_group(group_id)
         candidates, gt = records["model_id"].to_numpy(), records["value"].to_numpy()
         query = Query.for_group(held.groups, group_id)
-        network, evidence = (term[candidates] for term in lens.terms(query))
-        scores = {"modellens": network + weight * evidence, "network alone": network, "evidence alone": evidence}
+        network, evidence, trust = lens.terms(query)
+        network, evidence = network[candidates], evidence[candidates]
+        scores = {
+            "modellens": network + weight * trust * evidence,
+            "network alone": network,
+            "evidence alone": evidence,
+        }
         scores |= {name: ranker.score(query, candidates) for name, ranker in baselines.items()}
         group = held.groups.loc[group_id]
         rows.append(
@@ -163,9 +168,9 @@ def main() -> None:
         f"- command: `{threads_env()}.venv/bin/python bench/quality_breakdown.py {corpus_dir}`",
         f"- corpus {corpus.fingerprint}; split `{SPLIT}` seed {settings.seed}; machine {platform.machine()}, "
         f"{os.cpu_count()} cores",
-        f"- modellens = network alone + {lens.trained.model.config.evidence_weight:g} × evidence alone "
-        "(`ModelConfig.evidence_weight`); the evidence is scaled by the "
-        "trust of `lens.neighbours` (from the nearest known group's similarity, in the largest groups' table). "
+        f"- modellens = network alone + {lens.trained.model.config.evidence_weight:g} × trust × evidence alone "
+        "(`ModelConfig.evidence_weight`; the trust of `lens.neighbours` comes from the nearest known group's "
+        "similarity and is in the largest groups' table). "
         "The CI column is a paired bootstrap of the pooled τw top difference, "
         f"{RESAMPLES} draws of the part's benchmark families with replacement.",
     ]

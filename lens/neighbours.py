@@ -77,8 +77,6 @@ class NeighbourIndex:
         floor: float,
         full: float,
     ):
-        if not -1.0 <= floor < full <= 1.0:
-            raise ValueError(f"NeighbourIndex: need -1 <= floor < full <= 1, got floor {floor}, full {full}")
         if not len(groups) == len(vectors) == len(tasks) == z.shape[0]:
             raise ValueError(
                 f"NeighbourIndex: {len(groups)} groups, {len(vectors)} vectors, {len(tasks)} tasks, {z.shape[0]} z rows"
@@ -165,7 +163,9 @@ class NeighbourIndex:
         trust = np.clip((best[:, 0] - self.floor) / (self.full - self.floor), 0.0, 1.0)  # -inf (no group) -> 0
         return Weights(near, np.where(known, codes, len(self.priors) - 1), trust.astype(np.float32))
 
-    def _features(self, weighted_z: np.ndarray, coverage: np.ndarray, prior: np.ndarray, trust) -> np.ndarray:
+    def _features(
+        self, weighted_z: np.ndarray, coverage: np.ndarray, prior: np.ndarray, trust: np.ndarray
+    ) -> np.ndarray:
         evidence = trust * (weighted_z + self.shrinkage * prior) / (coverage + self.shrinkage)
         return evidence[..., None].astype(np.float32)
 

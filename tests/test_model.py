@@ -201,10 +201,11 @@ def test_unseen_model_scores_near_its_family_and_size_relatives(cold_start, slic
 def test_the_score_is_the_network_plus_the_weighted_neighbour_evidence(cold_start):
     ranker, test, _ = cold_start
     query = Query.for_group(test.groups, int(test.groups.index[test.groups["trainable"]][0]))
-    network, evidence = ranker.terms(query)
+    network, evidence, trust = ranker.terms(query)
     pool = np.arange(len(network))
     assert evidence.any()  # the evidence term moves the score: a known model was observed near this dataset
-    stacked = network + ranker.trained.model.config.evidence_weight * evidence
+    assert 0.0 <= trust <= 1.0
+    stacked = network + ranker.trained.model.config.evidence_weight * trust * evidence
     assert np.allclose(ranker.score(query, pool), stacked, atol=1e-5)
 
 

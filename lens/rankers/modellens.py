@@ -48,13 +48,20 @@ class ModelLensRanker(Ranker):
         return self.trained.model.score_from_parts(self.side, side, evidence).numpy()[candidates]
 
     @torch.no_grad()
-    def terms(self, query: Query) -> tuple[np.ndarray, np.ndarray | None]:
-        """The two terms of `score` over the whole pool: the network's score, and the neighbour evidence that
-        `score` adds to it with `evidence_weight` (None when the network reads none). For breakdowns of quality."""
-        side, evidence = self._query(query)
-        zeros = None if evidence is None else torch.zeros_like(evidence)
+    def terms(self, query: Query) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """The parts of `score` over the whole pool, for breakdowns of quality: the network's score, the neighbour
+        evidence before trust (None when the network reads none) and the query's trust, so that `score` is
+        `network + evidence_weight * trust * evidence`. Ranking by the evidence alone needs it unscaled: at trust 0
+        the scaled evidence is a constant."""
+        side, scaled = self._query(query)
+        zeros = None if scaled is None else torch.zeros_like(scaled)
         network = self.trained.model.score_from_parts(self.side, side, zeros).numpy()
-        return network, None if evidence is None else evidence[:, 0].numpy()
+        index = self.trained.neighbours
+        if index is None:
+            return network, None, 0.0
+        weights = index.weights(self.context.embedder.encode([query.text]), [query.task])
+        evidence = index.pool(weights._replace(trust=np.ones_like(weights.trust)))[0, :, 0]
+        return network, evidence, float(weights.trust[0])
 
 
 def _ablation(name: str, **switches: bool) -> type[ModelLensRanker]:
