@@ -124,9 +124,14 @@ def embed_command(corpus: CorpusOption = None) -> None:
     console.print(f"{len(texts):,} texts; {embedder.cached - before:,} newly embedded; cache {embedder.directory}")
 
 
+def _items(text: str) -> list[str]:
+    """The non-empty items of a comma-separated option."""
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
 def _seeds(text: str) -> list[int]:
     """`--ranker-seeds 2025,1,2` as distinct integers, or a usage error that quotes what was given."""
-    items = [item.strip() for item in text.split(",") if item.strip()]
+    items = _items(text)
     bad = [item for item in items if not re.fullmatch(r"-?\d+", item)]
     if bad or not items or len(set(map(int, items))) < len(items):
         raise typer.BadParameter(
@@ -168,7 +173,7 @@ def evaluate_command(
     fits = _seeds(ranker_seeds) if ranker_seeds else [seed]
     context = Context(Embedder(settings.encoder, settings.cache_dir), seed)
     context.embedder.encode(list(loaded.groups["text"]) + list(loaded.models["text"]), progress=True)
-    names = available() if rankers == "all" else [r.strip() for r in rankers.split(",") if r.strip()]
+    names = available() if rankers == "all" else _items(rankers)
     names = [make_ranker(n, context).name for n in names]  # resolve aliases; fail on a typo before any work
     if split == "all":
         plans = [(s, make_split(loaded, s, seed)) for s in SPLITS]

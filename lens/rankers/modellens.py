@@ -34,17 +34,17 @@ class ModelLensRanker(Ranker):
         self.side = self.trained.model_side()
         return self
 
-    def _query(self, query: Query) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The query's first-layer contribution and the pool's `[M, 1]` neighbour evidence (None without it)."""
-        model = self.trained.model
+    def _query(self, query: Query) -> tuple[torch.Tensor, np.ndarray]:
+        """The query's first-layer contribution and its description vector (what the neighbour evidence reads)."""
         vector = self.context.embedder.encode([query.text])
         features = QueryFeatures.build([query.group], [query.task], [query.metric], vector, self.trained.vocabulary)
-        evidence = self.trained.evidence(vector, [query.task])
-        return model.query_side(features), None if evidence is None else evidence[0]
+        return self.trained.model.query_side(features), vector
 
     @torch.no_grad()
     def score(self, query: Query, candidates: np.ndarray) -> np.ndarray:
-        side, evidence = self._query(query)
+        side, vector = self._query(query)
+        evidence = self.trained.evidence(vector, [query.task])
+        evidence = None if evidence is None else evidence[0]
         return self.trained.model.score_from_parts(self.side, side, evidence).numpy()[candidates]
 
     @torch.no_grad()
@@ -53,15 +53,14 @@ class ModelLensRanker(Ranker):
         evidence before trust (None when the network reads none) and the query's trust, so that `score` is
         `network + evidence_weight * trust * evidence`. Ranking by the evidence alone needs it unscaled: at trust 0
         the scaled evidence is a constant."""
-        side, scaled = self._query(query)
-        zeros = None if scaled is None else torch.zeros_like(scaled)
-        network = self.trained.model.score_from_parts(self.side, side, zeros).numpy()
+        side, vector = self._query(query)
         index = self.trained.neighbours
         if index is None:
-            return network, None, 0.0
-        weights = index.weights(self.context.embedder.encode([query.text]), [query.task])
-        evidence = index.pool(weights._replace(trust=np.ones_like(weights.trust)))[0, :, 0]
-        return network, evidence, float(weights.trust[0])
+            return self.trained.model.score_from_parts(self.side, side).numpy(), None, 0.0
+        weights = index.weights(vector, [query.task])
+        evidence = torch.as_tensor(index.pool(weights._replace(trust=np.ones_like(weights.trust)))[0])
+        network = self.trained.model.score_from_parts(self.side, side, torch.zeros_like(evidence)).numpy()
+        return network, evidence[:, 0].numpy(), float(weights.trust[0])
 
 
 def _ablation(name: str, **switches: bool) -> type[ModelLensRanker]:
