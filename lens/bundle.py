@@ -1,8 +1,8 @@
 """Self-contained model bundles: everything `rank` and `recommend` need, without the corpus.
 
-A bundle directory holds `weights.safetensors` (the network), `pool.safetensors` (features of every known model
-and the description vectors of every known group), `vocabulary.json`, `manifest.json` (config, encoder, training
-history, data fingerprint) and three small Parquet tables: the pool's metadata, the known groups, and the
+A bundle directory holds `weights.safetensors` (the committee of networks), `pool.safetensors` (features of every
+known model and the description vectors of every known group), `vocabulary.json`, `manifest.json` (config, encoder,
+training history, data fingerprint) and three small Parquet tables: the pool's metadata, the known groups, and the
 observations the model was trained on (the evidence shown next to a recommendation).
 """
 
@@ -21,13 +21,14 @@ from safetensors.torch import load_file, save_file
 from lens.corpus import Corpus
 from lens.embeddings import Embedder
 from lens.errors import ModelLensError
-from lens.model import ModelFeatures, ModelLens, Vocabulary
+from lens.model import Committee, ModelFeatures, Vocabulary
 from lens.neighbours import NeighbourIndex
 from lens.training import LensConfig, TrainedModel
 
-FORMAT = 3
+FORMAT = 4
 """Bumped whenever the weights or pool a bundle holds change meaning (3: the neighbour evidence is a kNN score
-stacked on the network's, not an input of its first layer), so an old bundle is refused with a reason."""
+stacked on the network's, not an input of its first layer; 4: the weights are a `Committee`'s), so an old bundle is
+refused with a reason."""
 _MODEL_COLUMNS = ["key", "name", "n_parameters", "license", "family", "size_bucket"]
 _GROUP_COLUMNS = ["key", "source", "task", "dataset", "metric", "higher_is_better", "description", "text", "trainable"]
 
@@ -38,9 +39,9 @@ class BundleError(ModelLensError):
 
 @dataclass
 class Bundle:
-    """A loaded bundle: the network in eval mode plus its pool, groups and observations."""
+    """A loaded bundle: the networks (a `Committee`) in eval mode plus its pool, groups and observations."""
 
-    model: ModelLens
+    model: Committee
     vocabulary: Vocabulary
     pool: ModelFeatures
     models: pd.DataFrame
@@ -76,7 +77,8 @@ class Bundle:
 def save_bundle(path: Path, trained: TrainedModel, corpus: Corpus, embedder: Embedder, config: LensConfig) -> Path:
     """Write `trained` (fitted on `corpus`) as a bundle directory at `path`."""
     path.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in trained.model.state_dict().items()}, path / "weights.safetensors")
+    model = trained.model if isinstance(trained.model, Committee) else Committee([trained.model])  # one network
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path / "weights.safetensors")
     groups = corpus.groups[corpus.groups["n_models"] > 0]
     pool = trained.models
     save_file(
@@ -127,8 +129,10 @@ def load_bundle(path: Path) -> Bundle:
         )
     vocabulary = Vocabulary.from_dict(json.loads((path / "vocabulary.json").read_text()))
     config = LensConfig.from_dict(manifest["config"])
-    model = ModelLens(config.model, vocabulary, manifest["text_dim"])
-    model.load_state_dict(load_file(path / "weights.safetensors"))  # strict: a mismatched bundle fails loudly
+    weights = load_file(path / "weights.safetensors")
+    members = 1 + max(int(key.split(".")[1]) for key in weights)  # keys are `members.<k>.<parameter>`
+    model = Committee.build(config.model, vocabulary, manifest["text_dim"], members)
+    model.load_state_dict(weights)  # strict: a mismatched bundle fails loudly
     model.eval()
     tensors = load_file(path / "pool.safetensors")
     pool = ModelFeatures(*(tensors[k] for k in ("id_index", "name_tokens", "text", "size_bucket", "family")))

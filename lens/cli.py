@@ -225,7 +225,7 @@ def train_command(
     from lens.bundle import save_bundle
     from lens.embeddings import Embedder
     from lens.splits import SPLITS, Split, make_split
-    from lens.training import LensConfig, train, train_selected
+    from lens.training import LensConfig, train_committee, train_selected
 
     settings = Settings()
     loaded, _ = _load(corpus, settings)
@@ -243,7 +243,7 @@ def train_command(
         val_part = parts.val if parts.val.groups["trainable"].any() else None
         if val_part is None:
             logging.getLogger(__name__).warning("no validation group to select on: training exactly max_epochs")
-        selection = trained = train(parts.train, val_part, embedder, lens_config, seed)
+        selection = trained = train_committee(parts.train, val_part, embedder, lens_config, seed)
         fitted = parts.train
     seconds = time.perf_counter() - started
     save_bundle(out, trained, fitted, embedder, lens_config)

@@ -185,7 +185,10 @@ class Recommender:
         known = rows >= 0
         if known.any():
             q, vector = self._query(query)
-            out[known] = self._exact(q, self._evidence_of_pool(query, vector), rows[known])
+            # Each pool row once: two spellings of one model get one score, bit for bit (a row's float sums in a
+            # matmul depend on where in the batch it sits)
+            unique, inverse = np.unique(rows[known], return_inverse=True)
+            out[known] = self._exact(q, self._evidence_of_pool(query, vector), unique)[inverse]
         unknown = np.flatnonzero(~known)
         if len(unknown):
             out[unknown] = self._cold_scores(query, [candidates[i] for i in unknown])

@@ -18,6 +18,7 @@ import copy
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,16 @@ from tqdm import tqdm
 from lens.corpus import Corpus
 from lens.embeddings import Embedder
 from lens.metrics import wtau_top
-from lens.model import ModelConfig, ModelFeatures, ModelLens, ModelSide, QueryFeatures, Vocabulary, from_mapping
+from lens.model import (
+    Committee,
+    ModelConfig,
+    ModelFeatures,
+    ModelLens,
+    ModelSide,
+    QueryFeatures,
+    Vocabulary,
+    from_mapping,
+)
 from lens.neighbours import NeighbourIndex
 from lens.splits import HeldOut
 
@@ -305,9 +315,10 @@ class EpochStats:
 
 @dataclass
 class TrainedModel:
-    """A trained network with what is needed to use it: its vocabulary and the features of its model pool."""
+    """A trained network (or committee of them) with what is needed to use it: its vocabulary and the features of
+    its model pool."""
 
-    model: ModelLens
+    model: ModelLens | Committee
     vocabulary: Vocabulary
     models: ModelFeatures
     """Features of every row of the training corpus's `models` table (cold-start models included)."""
@@ -316,6 +327,15 @@ class TrainedModel:
     """The epoch whose weights `model` holds (1-based)."""
     neighbours: NeighbourIndex | None = None
     """The training groups the network reads neighbour evidence from, if it does."""
+
+    @classmethod
+    def committee(cls, members: Sequence[TrainedModel]) -> TrainedModel:
+        """The members as one `Committee`; they share the corpus, so its vocabulary, pool and neighbour index. The
+        history and best epoch are the first member's (the others ran the same number of epochs or their own
+        selection, as `train_committee` says)."""
+        first = members[0]
+        model = Committee([m.model for m in members])
+        return cls(model, first.vocabulary, first.models, first.history, first.best_epoch, first.neighbours)
 
     def evidence(self, vectors: np.ndarray, tasks: list[str]) -> Tensor | None:
         """`[queries, models, 1]` neighbour evidence over the pool for embedded queries, if the network reads it."""
@@ -432,20 +452,44 @@ def hold_out_benchmarks(corpus: Corpus, fraction: float, seed: int) -> tuple[Cor
     return corpus.restrict(~mask), corpus.restrict(mask)
 
 
+def member_seeds(seed: int, members: int) -> list[int]:
+    """Seeds of a committee's networks: `seed` itself, then seeds spawned from it (`numpy.random.SeedSequence`), so
+    that runs with nearby seeds (2025, 1, 2 in `modellens evaluate --ranker-seeds`) share no member."""
+    spawned = np.random.SeedSequence(seed).spawn(members - 1)
+    return [seed, *(int(s.generate_state(1)[0]) for s in spawned)]
+
+
+def train_committee(
+    train_part: Corpus,
+    val_part: Corpus | None,
+    embedder: Embedder,
+    config: LensConfig,
+    seed: int,
+    first: TrainedModel | None = None,
+) -> TrainedModel:
+    """`config.model.members` networks trained alike by `train` from `member_seeds(seed)`, as one committee.
+    `first`, if given, is the member of `seed` itself, already trained on the same parts."""
+    seeds = member_seeds(seed, config.model.members)
+    members = [first if first is not None else train(train_part, val_part, embedder, config, seeds[0])]
+    members += [train(train_part, val_part, embedder, config, s) for s in seeds[1:]]
+    return TrainedModel.committee(members)
+
+
 def train_selected(
     corpus: Corpus, embedder: Embedder, config: LensConfig = LensConfig(), seed: int = 2025
 ) -> tuple[TrainedModel, TrainedModel]:
-    """Train on all of `corpus` with the epoch count selected on held-out data: `(selection run, final model)`.
+    """Train on all of `corpus` with the epoch count selected on held-out data: `(selection run, final committee)`.
 
     `validation_fraction` of the benchmark families is held out to select the number of epochs: whole families, like
     the `new_dataset` split, so selection favours what generalises to unseen datasets over what memorises seen ones.
-    With `refit` (the default) the final model then retrains on the whole corpus for that many epochs, same seed: the
-    held-out families are often the only other results of many models (one Open LLM Leaderboard benchmark is a third
-    of some models' records), too much to leave out of the served model. Without it, the final model is the selection.
+    With `refit` (the default) every member of the final committee then trains on the whole corpus for that many
+    epochs: the held-out families are often the only other results of many models (one Open LLM Leaderboard benchmark
+    is a third of some models' records), too much to leave out of the served model. Without it, the members are
+    selection runs, the first being the selection itself.
     """
     train_part, val_part = hold_out_benchmarks(corpus, config.training.validation_fraction, seed)
     selection = train(train_part, val_part, embedder, config, seed)
     if not config.training.refit:
-        return selection, selection
+        return selection, train_committee(train_part, val_part, embedder, config, seed, first=selection)
     epochs = replace(config.training, max_epochs=selection.best_epoch)
-    return selection, train(corpus, None, embedder, replace(config, training=epochs), seed)
+    return selection, train_committee(corpus, None, embedder, replace(config, training=epochs), seed)

@@ -8,7 +8,7 @@ import torch
 
 from lens.corpus import Corpus
 from lens.embeddings import Embedder
-from lens.model import UNK, ModelConfig, ModelFeatures, ModelLens, QueryFeatures, Vocabulary, name_tokens
+from lens.model import UNK, Committee, ModelConfig, ModelFeatures, ModelLens, QueryFeatures, Vocabulary, name_tokens
 from lens.names import NUM_SIZE_BUCKETS, UNKNOWN_FAMILY
 from lens.rankers import Context, Query
 from lens.rankers.modellens import ModelLensRanker
@@ -110,6 +110,28 @@ def test_decomposition_equals_the_forward_pass_and_the_unsplit_first_layer():
     torch.testing.assert_close(parts, torch.stack(unsplit), atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="evidence"):  # serving must not forget the evidence term
         model.score_from_parts(side, model.query_side(queries)[0])
+
+
+def test_a_committee_scores_the_mean_of_its_members_through_the_same_decomposition():
+    vocab, models, queries = synthetic()
+    torch.manual_seed(0)
+    members = [ModelLens(TINY, vocab, text_dim=12).eval() for _ in range(3)]
+    committee = Committee(members).eval()
+    evidence = torch.randn(len(models), 1, generator=torch.Generator().manual_seed(1))
+    rows = torch.zeros(len(models), dtype=torch.long)
+    with torch.no_grad():
+        side = committee.model_side(models)
+        assert side.pre.shape == (len(models), 3 * TINY.hidden) and side.prior.shape == (len(models), 3)
+        parts = committee.score_from_parts(side, committee.query_side(queries.take(rows[:1])), evidence)
+        each = torch.stack([m(models, queries.take(rows), evidence).score for m in members])
+        shortlist = torch.tensor([3, 0, 7])  # serving's second stage takes rows of the precomputed side
+        taken = committee.score_from_parts(
+            side.take(shortlist), committee.query_side(queries.take(rows[:1])), evidence[shortlist]
+        )
+    torch.testing.assert_close(parts, each.mean(0), atol=1e-5, rtol=0)
+    torch.testing.assert_close(committee(models, queries.take(rows), evidence).score, parts, atol=1e-5, rtol=0)
+    torch.testing.assert_close(taken, parts[shortlist], atol=1e-5, rtol=0)
+    assert (each - each.mean(0)).abs().max() > 1e-3  # differently initialised members: the mean is not any one
 
 
 def test_id_dropout_replaces_ids_only_in_training():

@@ -16,7 +16,7 @@ from lens.embeddings import Embedder
 from lens.model import QueryFeatures
 from lens.rankers import Query
 from lens.recommender import Recommender
-from lens.training import LensConfig, TrainConfig, train
+from lens.training import LensConfig, TrainConfig, train_committee
 from tests.conftest import FIXTURES
 
 TINY = LensConfig(training=TrainConfig(max_epochs=2, max_list=32, progress=False))
@@ -31,7 +31,7 @@ def small(slice_corpus: Corpus) -> Corpus:
 
 @pytest.fixture(scope="module")
 def bundle_dir(small: Corpus, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    trained = train(small, None, embedder, TINY, seed=1)
+    trained = train_committee(small, None, embedder, TINY, seed=1)  # two networks, as served
     return save_bundle(tmp_path_factory.mktemp("bundle"), trained, small, embedder, TINY)
 
 
@@ -42,6 +42,7 @@ def recommender(bundle_dir: Path, embedder: Embedder) -> Recommender:
 
 def test_reloaded_bundle_scores_exactly_like_the_plain_forward_pass(recommender: Recommender):
     bundle = recommender.bundle
+    assert len(bundle.model.members) == TINY.model.members == 2
     vector = recommender.embedder.encode([ASR.text])
     query = QueryFeatures.build([ASR.group], [ASR.task], [ASR.metric], vector, bundle.vocabulary)
     rows = torch.arange(0, len(bundle.pool), 97)

@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from lens.corpus import Corpus, Record
 from lens.embeddings import Embedder, text_hash
 from lens.evaluate import evaluate
-from lens.model import ModelConfig, ModelFeatures, ModelLens, Output, QueryFeatures, Vocabulary
+from lens.model import Committee, ModelConfig, ModelFeatures, ModelLens, Output, QueryFeatures, Vocabulary
 from lens.rankers import Context, make_ranker
 from lens.rankers.modellens import ModelLensRanker
 from lens.settings import PROJECT_ROOT
@@ -28,8 +28,10 @@ from lens.training import (
     ensemble_loss,
     hold_out_benchmarks,
     list_mle,
+    member_seeds,
     query_features,
     train,
+    train_selected,
 )
 from tests.conftest import free_port
 
@@ -195,6 +197,24 @@ def test_without_validation_it_runs_exactly_max_epochs(toy_parts):
     trained = train(toy_parts[0], None, HashEmbedder(), tiny(max_epochs=3), seed=0)
     assert trained.best_epoch == 3 and len(trained.history) == 3
     assert all(math.isnan(h.val_tau) for h in trained.history)
+
+
+def test_the_final_model_is_a_committee_of_refits_for_the_selected_epochs():
+    corpus = toy_corpus()
+    config = tiny(max_epochs=8, patience=2, learning_rate=0.01)
+    selection, final = train_selected(corpus, HashEmbedder(), config, seed=3)
+    assert isinstance(final.model, Committee) and len(final.model.members) == TINY.members == 2
+    assert len(final.history) == final.best_epoch == selection.best_epoch  # each refit ran the selected epochs
+    first, second = final.model.members
+    assert not torch.equal(first.score_head.weight, second.score_head.weight)  # their own seeds
+    refit = train(corpus, None, HashEmbedder(), tiny(max_epochs=selection.best_epoch, learning_rate=0.01), seed=3)
+    for (name, a), b in zip(first.state_dict().items(), refit.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name  # the first member is the run's own seed: one member reproduces one network
+
+    kept = tiny(max_epochs=8, patience=2, learning_rate=0.01, refit=False)
+    selection, final = train_selected(corpus, HashEmbedder(), kept, seed=3)
+    assert final.model.members[0] is selection.model  # without refit the members are selection runs
+    assert member_seeds(3, 3)[0] == 3 and len(set(member_seeds(3, 3)) | set(member_seeds(4, 3))) == 6
 
 
 def test_the_registered_ranker_beats_random_on_new_datasets(slice_corpus: Corpus, embedder: Embedder):

@@ -1,7 +1,7 @@
-"""The ModelLens ranker: the trained network behind the common `Ranker` interface.
+"""The ModelLens ranker: the trained committee of networks behind the common `Ranker` interface.
 
 `fit` trains on the corpus it is given, as `modellens train` does without a split (`lens.training.train_selected`:
-epochs selected on held-out benchmark families, then a refit on everything).
+epochs selected on held-out benchmark families, then each member's refit on everything).
 
 `score` precomputes the model side of the network once for the whole pool (`corpus.models`: cold-start models get
 the [UNK] ID and their real content) and does per query only the query side, the neighbour evidence and the cheap
