@@ -13,13 +13,13 @@ from lens.bundle import BundleError, load_bundle, save_bundle
 from lens.cli import app
 from lens.corpus import Corpus
 from lens.embeddings import Embedder
-from lens.model import QueryFeatures
+from lens.model import ModelConfig, QueryFeatures
 from lens.rankers import Query
 from lens.recommender import Recommender
 from lens.training import LensConfig, TrainConfig, train_committee
 from tests.conftest import FIXTURES
 
-TINY = LensConfig(training=TrainConfig(max_epochs=2, max_list=32, progress=False))
+TINY = LensConfig(ModelConfig(members=2), TrainConfig(max_epochs=2, max_list=32, progress=False))
 ASR = Query("NewASR", "Speech Recognition", "WER", "Accented English conversational speech", higher_is_better=False)
 
 
@@ -31,7 +31,7 @@ def small(slice_corpus: Corpus) -> Corpus:
 
 @pytest.fixture(scope="module")
 def bundle_dir(small: Corpus, embedder: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    trained = train_committee(small, None, embedder, TINY, seed=1)  # two networks, as served
+    trained = train_committee(small, None, embedder, TINY, seed=1)  # a committee of two networks
     return save_bundle(tmp_path_factory.mktemp("bundle"), trained, small, embedder, TINY)
 
 

@@ -201,9 +201,10 @@ def test_without_validation_it_runs_exactly_max_epochs(toy_parts):
 
 def test_the_final_model_is_a_committee_of_refits_for_the_selected_epochs():
     corpus = toy_corpus()
-    config = tiny(max_epochs=8, patience=2, learning_rate=0.01)
+    two = dataclasses.replace(TINY, members=2)
+    config = dataclasses.replace(tiny(max_epochs=8, patience=2, learning_rate=0.01), model=two)
     selection, final = train_selected(corpus, HashEmbedder(), config, seed=3)
-    assert isinstance(final.model, Committee) and len(final.model.members) == TINY.members == 2
+    assert isinstance(final.model, Committee) and len(final.model.members) == 2
     assert len(final.history) == final.best_epoch == selection.best_epoch  # each refit ran the selected epochs
     first, second = final.model.members
     assert not torch.equal(first.score_head.weight, second.score_head.weight)  # their own seeds
@@ -211,7 +212,7 @@ def test_the_final_model_is_a_committee_of_refits_for_the_selected_epochs():
     for (name, a), b in zip(first.state_dict().items(), refit.model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name  # the first member is the run's own seed: one member reproduces one network
 
-    kept = tiny(max_epochs=8, patience=2, learning_rate=0.01, refit=False)
+    kept = dataclasses.replace(tiny(max_epochs=8, patience=2, learning_rate=0.01, refit=False), model=two)
     selection, final = train_selected(corpus, HashEmbedder(), kept, seed=3)
     assert final.model.members[0] is selection.model  # without refit the members are selection runs
     assert member_seeds(3, 3)[0] == 3 and len(set(member_seeds(3, 3)) | set(member_seeds(4, 3))) == 6
