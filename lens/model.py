@@ -94,8 +94,8 @@ class ModelConfig:
     / 0.512 / 0.150 against 0.696 / 0.894 / 0.496 / 0.150; new_dataset 0.687 / 0.909 / 0.299 / 0.103 against 0.687
     / 0.907 / 0.293 / 0.105; completion 0.749 against 0.751. One by default: every member is one more refit on the
     whole corpus (on 2 cores two put full training at an estimated 16 minutes, over its 15-minute budget: a 27-epoch
-    selection run, then 23-epoch refits) and the exact
-    per-query work grows with the members. Averaging networks that also had their own selection (their own
+    selection run, then 23-epoch refits) and the exact per-query work grows
+    with the members. Averaging networks that also had their own selection (their own
     held-out families and epoch count) gained more on new_dataset (+0.003 τw top on test over the two members'
     mean, four networks, all six pairs): the seed spread there is mostly the epoch count (8 to 17), which members
     sharing one selection do not average away."""
@@ -493,8 +493,8 @@ class Committee(nn.Module):
     """`ModelConfig.members` networks trained alike from different seeds, scoring as the mean of their scores.
 
     Why: one network's order of the big Open LLM Leaderboard groups moves with its seed as much as two rankers
-    differ (τw top on `new_dataset` spans 0.685-0.691 over three seeds) and a mean of several is better than the
-    typical member. The members' parts are concatenated along the hidden axis, so a committee's `ModelSide` is
+    differ (τw top on `new_dataset` spans 0.685-0.691 over three seeds); what averaging gains and costs is in
+    `ModelConfig.members`. The members' parts are concatenated along the hidden axis, so a committee's `ModelSide` is
     one `[M, members * hidden]` tensor (and `[M, members]` priors) that `take` and every caller use as for one
     network; the decomposition stays exact member by member.
     """
