@@ -59,6 +59,7 @@ def main() -> None:
     embedder.encode(list(corpus.groups["text"]) + list(corpus.models["text"]))
     config = LensConfig()
     train_part, val_part = hold_out_benchmarks(corpus, config.training.validation_fraction, settings.seed)
+    train_threads = torch.get_num_threads()
     started = time.perf_counter()
     selection, trained = train_selected(corpus, embedder, config, settings.seed)  # holds out the same families
     train_seconds = time.perf_counter() - started
@@ -81,7 +82,7 @@ def main() -> None:
         len(big): (*(sp.hstack([m] * 3).tocsr() for m in (index.z, index.seen)), np.tile(index.priors, (1, 3))),
     }
     latency = {}
-    for threads in sorted({1, os.cpu_count() or 1}):  # training used one thread; serving may use every core
+    for threads in sorted({1, os.cpu_count() or 1}):  # one replica per core, or one replica on every core
         torch.set_num_threads(threads)
         for size, side in sides.items():
             recommender.side = side
@@ -104,7 +105,7 @@ def main() -> None:
         "",
         f"- command: `{threads_env()}.venv/bin/python bench/ranker.py {corpus_dir}`",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} threads",
+        f"training on {train_threads} torch threads",
         f"- corpus {corpus.fingerprint}: the selection run trains on {len(train_part.records):,} records and "
         f"selects on {len(val_part.records):,} (held-out benchmark families); the refits train on all "
         f"{len(corpus.records):,}",

@@ -93,9 +93,9 @@ class ModelConfig:
     against one (means over ranker seeds 2025, 1, 2; τw top / NDCG@10 / Hit@1 / regret@1): new_model 0.704 / 0.900
     / 0.512 / 0.150 against 0.696 / 0.894 / 0.496 / 0.150; new_dataset 0.687 / 0.909 / 0.299 / 0.103 against 0.687
     / 0.907 / 0.293 / 0.105; completion 0.749 against 0.751. One by default: every member is one more refit on the
-    whole corpus (on 2 cores two put full training at an estimated 16 minutes, over its 15-minute budget: a 27-epoch
-    selection run, then 23-epoch refits) and the exact per-query work grows
-    with the members. Averaging networks that also had their own selection (their own
+    whole corpus (bench/results/ranker.md, 2 torch threads: a 31-epoch selection run at 12.2 s an epoch, then a
+    26-epoch refit at 19.2 s, 882 s of the 15-minute budget; a second refit would add about 500 s) and the exact
+    per-query work grows with the members. Averaging networks that also had their own selection (their own
     held-out families and epoch count) gained more on new_dataset (+0.003 τw top on test over the two members'
     mean, four networks, all six pairs): the seed spread there is mostly the epoch count (8 to 17), which members
     sharing one selection do not average away."""
