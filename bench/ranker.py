@@ -1,6 +1,7 @@
 """Benchmark: ModelLens training on the full corpus and recommendation latency at 17K and 50K models.
 
-Run: `.venv/bin/python bench/ranker.py [CORPUS_DIR]`; trains a bundle under $MODELLENS_HOME/models/bench as
+Run: `OMP_NUM_THREADS=$(nproc) .venv/bin/python bench/ranker.py [CORPUS_DIR]` (as `make bench` does: the
+training target is for every core); trains a bundle under $MODELLENS_HOME/models/bench as
 `modellens train` does, a selection run and then one refit per committee member (targets: under 15 minutes in all;
 p50 < 20 ms for one query over ~17K models and < 50 ms over 50K, in process on 2 cores), then writes
 bench/results/ranker.md. Latency excludes embedding the query's description (a cached text, as for a repeated

@@ -97,8 +97,8 @@ class ModelConfig:
     26-epoch refit at 19.2 s, 882 s of the 15-minute budget; a second refit would add about 500 s) and the exact
     per-query work grows with the members. Averaging networks that also had their own selection (their own
     held-out families and epoch count) gained more on new_dataset (+0.003 τw top on test over the two members'
-    mean, four networks, all six pairs): the seed spread there is mostly the epoch count (8 to 17), which members
-    sharing one selection do not average away."""
+    mean, four networks, all six pairs), though a steadier epoch count alone (a moving average of the weights,
+    tried and not kept) left its τw top where it was."""
     neighbours: int = 20
     """Known groups nearest the query that the neighbour evidence reads (`lens.neighbours`)."""
     neighbour_temperature: float = 0.05
