@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch.distributed as dist
 import typer
 
 from lens.settings import Settings
+from serve.local import private_token, temp_dir
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,6 @@ RUN_FILE = "ray_train.json"
 """Written into the bundle: how the distributed run went (world size, replica agreement, selected epoch)."""
 for _name, _value in {"RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}.items():
     os.environ.setdefault(_name, _value)  # before Ray is imported: token auth (Ray's default), no telemetry
-_MAX_TEMP_DIR = 43  # Ray appends up to 64 characters ("/session_<time>_<pid>/sockets/plasma_store"); sockets: 107
 
 
 def _train_loop(loop: dict[str, Any]) -> None:
@@ -93,19 +92,12 @@ def _start_ray(address: str | None, workers: int, settings: Settings) -> bool:
     if address is not None:
         ray.init(address=address)
         return True
-    if not {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & os.environ.keys():  # the private instance's own (`serve.local`)
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_urlsafe(32)
-    temp_dir = settings.home.absolute() / "ray"
-    if len(str(temp_dir)) > _MAX_TEMP_DIR:  # too long for Ray's socket paths: fall back to Ray's /tmp/ray
-        log.warning("%s is too long for Ray's unix sockets; using Ray's default temp dir", temp_dir)
-        temp = None
-    else:
-        temp = str(Settings.ensure(temp_dir))
+    private_token()
     ray.init(
         num_cpus=max(workers, os.cpu_count() or 1),
         include_dashboard=False,
         object_store_memory=200 * 1024**2,
-        _temp_dir=temp,
+        _temp_dir=str(temp_dir(settings)),  # the same private, socket-safe directory as `serve.local`
     )
     return True
 

